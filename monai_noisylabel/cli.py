@@ -1,0 +1,118 @@
+"""Command line: ``python -m monai_noisylabel {make-data,camus-datalist,check-datalist,corrupt} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _size(text: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(p) for p in text.replace("x", ",").split(",") if p)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--size must look like 256,256 or 64x64x64. Got {text!r} instead.") from e
+    if not parts or any(p < 8 for p in parts):
+        raise argparse.ArgumentTypeError(f"--size must be integers >= 8. Got {text!r} instead.")
+    return parts
+
+
+def _cmd_make_data(args: argparse.Namespace) -> int:
+    from monai_noisylabel.data.synthetic import generate_dataset
+
+    kwargs = {"num": args.num, "seed": args.seed, "val_frac": args.val_frac, "test_frac": args.test_frac}
+    if args.size is not None:
+        ndim = 3 if args.kind == "knee" else 2
+        if len(args.size) != ndim:
+            print(f"error: --size for {args.kind} needs {ndim} values. Got {args.size} instead.", file=sys.stderr)
+            return 2
+        kwargs["size"] = args.size
+    if args.kind == "knee" and args.num_raters is not None:
+        kwargs["num_raters"] = args.num_raters
+    path = generate_dataset(args.kind, args.out, progress=not args.quiet, **kwargs)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_camus(args: argparse.Namespace) -> int:
+    from monai_noisylabel.data.camus import camus_datalist
+    from monai_noisylabel.data.datalist import write_datalist
+
+    datalist = camus_datalist(args.root, fold=args.fold, include_sequences=args.half_sequences)
+    out = write_datalist(datalist, args.out)
+    counts = {k: len(v) for k, v in datalist.items() if isinstance(v, list)}
+    print(f"wrote {out} {json.dumps(counts)}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from monai_noisylabel.data.datalist import load_datalist
+
+    total = 0
+    for section in args.sections:
+        entries = load_datalist(args.datalist, section, base_dir=args.base_dir, keys=args.keys, check_shapes=True)
+        total += len(entries)
+    print(f"{args.datalist}: {total} entries checked, all files present and shapes consistent")
+    return 0
+
+
+def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
+    """``corrupt``: dataset-level label corruption; implemented in transforms/label_noise/corrupt.py."""
+    try:
+        from monai_noisylabel.transforms.label_noise.corrupt import add_corrupt_arguments, run_corrupt_cli
+    except ImportError:  # the label-noise family is not installed in this checkout
+        return
+    p = sub.add_parser(
+        "corrupt",
+        help="corrupt round(rate x N) training labels into a new folder, with a manifest and a new datalist",
+    )
+    add_corrupt_arguments(p)
+    p.set_defaults(func=run_corrupt_cli)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m monai_noisylabel", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("make-data", help="generate a synthetic dataset (NIfTI + datalist.json)")
+    p.add_argument("kind", choices=["echo", "knee", "lus"])
+    p.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    p.add_argument("--num", type=int, default=60, help="number of cases (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--size", type=_size, default=None, help="e.g. 256,256 (echo, lus) or 64,64,64 (knee)")
+    p.add_argument("--num-raters", type=int, default=None, help="knee only: raters per case (default 3)")
+    p.add_argument("--val-frac", type=float, default=0.15)
+    p.add_argument("--test-frac", type=float, default=0.15)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_make_data)
+
+    p = sub.add_parser("camus-datalist", help="build a datalist from a CAMUS release (2019 MetaImage or 2023 NIfTI)")
+    p.add_argument("root", type=Path, help="the release folder (CAMUS_public/ or the 2019 root)")
+    p.add_argument("--out", required=True, type=Path, help="datalist JSON to write")
+    p.add_argument("--fold", type=int, default=1, help="2019 release only: fold 1..10 (default 1)")
+    p.add_argument("--half-sequences", action="store_true", help="also list the (half) sequences")
+    p.set_defaults(func=_cmd_camus)
+
+    p = sub.add_parser("check-datalist", help="check that every file of a datalist exists and shapes agree")
+    p.add_argument("datalist", type=Path)
+    p.add_argument("--base-dir", type=Path, default=None)
+    p.add_argument("--sections", nargs="+", default=["training", "validation"])
+    p.add_argument("--keys", nargs="+", default=["image", "label"])
+    p.set_defaults(func=_cmd_check)
+
+    _add_corrupt_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
