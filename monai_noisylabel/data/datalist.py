@@ -1,0 +1,143 @@
+"""Decathlon-style datalists: load with checks that fail early and name the file, write atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monai_noisylabel.data.io import read_spatial_shape
+from monai_noisylabel.utils import atomic_write_text
+
+__all__ = ["DatalistError", "load_datalist", "check_datalist", "write_datalist", "resolve_paths"]
+
+
+class DatalistError(ValueError):
+    """A datalist is malformed: a missing section or key, colliding ids, mismatched shapes."""
+
+
+def _entry_name(i: int, entry: Mapping[str, Any]) -> str:
+    return f"entry {i}" + (f" (id {entry['id']!r})" if "id" in entry else "")
+
+
+def resolve_paths(entry: Mapping[str, Any], base_dir: str | os.PathLike, keys: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``entry`` with the paths under ``keys`` made absolute against ``base_dir``.
+
+    A key may hold one path or a list of paths (e.g. several raters).
+    """
+    base = Path(base_dir)
+    out = dict(entry)
+    for key in keys:
+        if key not in out or out[key] is None:
+            continue
+        value = out[key]
+        if isinstance(value, (list, tuple)):
+            out[key] = [str(base / v) if not os.path.isabs(str(v)) else str(v) for v in value]
+        elif isinstance(value, (str, os.PathLike)):
+            out[key] = str(base / value) if not os.path.isabs(str(value)) else str(value)
+    return out
+
+
+def check_datalist(
+    entries: Sequence[Mapping[str, Any]],
+    keys: Sequence[str] = ("image", "label"),
+    *,
+    check_shapes: bool = True,
+    source: str = "datalist",
+) -> None:
+    """Check a list of (absolute-path) entries before any training starts.
+
+    Raises:
+        FileNotFoundError: a file under one of ``keys`` does not exist (message names entry and file).
+        DatalistError: an entry misses a key, two entries share an ``id``, or the image and the
+            other keys' files have different spatial shapes (read from headers only).
+
+    Example:
+        >>> check_datalist([], keys=("image",))
+    """
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        name = _entry_name(i, entry)
+        if not isinstance(entry, Mapping):
+            raise DatalistError(f"{source}: {name} must be a dict with {list(keys)}. Got {entry!r} instead.")
+        if "id" in entry:
+            sid = str(entry["id"])
+            if sid in seen:
+                raise DatalistError(f"{source}: {name} repeats the id of entry {seen[sid]}; ids must be unique.")
+            seen[sid] = i
+        shapes: dict[str, tuple[int, ...]] = {}
+        for key in keys:
+            if key not in entry:
+                raise DatalistError(f"{source}: {name} has no {key!r} key (keys: {sorted(entry)}).")
+            paths = entry[key] if isinstance(entry[key], (list, tuple)) else [entry[key]]
+            for p in paths:
+                if not os.path.isfile(str(p)):
+                    raise FileNotFoundError(f"{source}: {name}: the {key!r} file {str(p)!r} does not exist.")
+                if check_shapes:
+                    shape = read_spatial_shape(p)
+                    if shape is not None:
+                        shapes[f"{key} {p}"] = shape
+        # Compare the spatial axes all files share: a channel-last map (H, W, C) matches an (H, W) image.
+        ndim = min((len(s) for s in shapes.values()), default=0)
+        if check_shapes and len({s[:ndim] for s in shapes.values()}) > 1:
+            detail = ", ".join(f"{k} has shape {v}" for k, v in shapes.items())
+            raise DatalistError(f"{source}: {name}: spatial shapes differ: {detail}.")
+
+
+def load_datalist(
+    path: str | os.PathLike,
+    section: str = "training",
+    *,
+    base_dir: str | os.PathLike | None = None,
+    keys: Sequence[str] = ("image", "label"),
+    path_keys: Sequence[str] | None = None,
+    check_files: bool = True,
+    check_shapes: bool = True,
+) -> list[dict[str, Any]]:
+    """Load one section of a decathlon-style datalist JSON with absolute paths, checked.
+
+    Relative paths are resolved against ``base_dir`` (default: the JSON's folder). ``keys`` must be
+    present in every entry and are checked (existence, shapes); ``path_keys`` (default ``keys``) lists
+    every key whose values are paths. Entries without an ``id`` get their label (or image) path as id.
+
+    Raises:
+        FileNotFoundError: the datalist or a listed file does not exist.
+        DatalistError: malformed JSON, missing section, see :func:`check_datalist`.
+
+    Example:
+        >>> import tempfile
+        >>> from monai_noisylabel.data.synthetic import generate_echo_dataset
+        >>> p = generate_echo_dataset(tempfile.mkdtemp(), num=6, size=(32, 32))
+        >>> len(load_datalist(p, "training")) > 0
+        True
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_datalist: the datalist file {str(path)!r} does not exist.")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatalistError(f"load_datalist: {str(path)!r} is not valid JSON: {e}") from e
+    if not isinstance(data, Mapping) or section not in data:
+        found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
+        raise DatalistError(f"load_datalist: {str(path)!r} has no {section!r} section (found {found}).")
+    base = Path(base_dir) if base_dir is not None else path.parent
+    pkeys = list(path_keys) if path_keys is not None else list(keys)
+    entries = []
+    for item in data[section]:
+        if isinstance(item, str):  # decathlon "test" sections may list bare image paths
+            item = {"image": item}
+        entry = resolve_paths(item, base, pkeys)
+        if "id" not in entry:
+            entry["id"] = str(entry.get("label", entry.get("image")))
+        entries.append(entry)
+    if check_files:
+        check_datalist(entries, keys, check_shapes=check_shapes, source=str(path))
+    return entries
+
+
+def write_datalist(datalist: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``datalist`` as indented JSON, atomically."""
+    return atomic_write_text(path, json.dumps(datalist, indent=2, default=str) + "\n")
