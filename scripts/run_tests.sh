@@ -5,4 +5,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/setup_env.sh
 source scripts/setup_env.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-exec "$NL_PY" -m pytest tests "$@"
+if [ "$#" -eq 0 ]; then set -- tests; fi
+exec "$NL_PY" -m pytest "$@"
