@@ -8,7 +8,9 @@ from monai_noisylabel.cli import main
 
 
 def test_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "monai_noisylabel", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "monai_noisylabel", "--help"], capture_output=True, text=True, check=True
+    )
     assert "make-data" in out.stdout and "camus-datalist" in out.stdout
     sub = subprocess.run(
         [sys.executable, "-m", "monai_noisylabel", "make-data", "--help"], capture_output=True, text=True, check=True

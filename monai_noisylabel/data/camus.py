@@ -131,7 +131,9 @@ def camus_datalist(
         raise ValueError(f"The 'fold' parameter of camus_datalist must be an int in [1, 10]. Got {fold!r} instead.")
     for name, values, allowed in (("views", views, ("2CH", "4CH")), ("phases", phases, ("ED", "ES"))):
         if not values or any(v not in allowed for v in values):
-            raise ValueError(f"The {name!r} parameter of camus_datalist must be a subset of {allowed}. Got {values!r} instead.")
+            raise ValueError(
+                f"The {name!r} parameter of camus_datalist must be a subset of {allowed}. Got {values!r} instead."
+            )
     release, patients_dir = detect_camus_release(root)
     if release == "2023":
         split_dir = patients_dir.parent / "database_split"

@@ -62,7 +62,7 @@ def read_spatial_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
     name = path.name.lower()
     shape: tuple[int, ...] | None
     if name.endswith((".nii", ".nii.gz")):
-        shape = tuple(int(s) for s in nib.load(str(path)).shape)
+        shape = tuple(int(s) for s in nib.load(str(path)).shape)  # type: ignore[attr-defined]
     elif name.endswith(".mhd"):
         shape = _mhd_shape(path)
     else:

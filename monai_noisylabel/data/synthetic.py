@@ -170,7 +170,7 @@ def make_echo_case(seed: int, index: int, size: tuple[int, int] = (256, 256)) ->
     }
 
 
-def _ellipsoid(grid: Sequence[np.ndarray], centre: Sequence[float], radii: Sequence[float]) -> np.ndarray:
+def _ellipsoid(grid: Sequence[np.ndarray], centre: np.ndarray, radii: np.ndarray) -> np.ndarray:
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii))  # type: ignore[return-value]
 
 
@@ -195,7 +195,9 @@ def make_knee_case(
         (3, (32, 32, 32))
     """
     if num_raters < 1:
-        raise ValueError(f"The 'num_raters' parameter of make_knee_case must be an int >= 1. Got {num_raters!r} instead.")
+        raise ValueError(
+            f"The 'num_raters' parameter of make_knee_case must be an int >= 1. Got {num_raters!r} instead."
+        )
     d, h, w = (int(s) for s in size)
     rng = _rng(seed, 3, index)
     zz, yy, xx = np.mgrid[0:d, 0:h, 0:w].astype(np.float64)
@@ -243,7 +245,9 @@ def make_knee_case(
     image = image * (1 + 0.08 * _smooth_noise(rng, (d, h, w), 4.0))
     image = ndimage.gaussian_filter(image, 0.7)
     noise = 0.035
-    image = np.sqrt((image + noise * rng.standard_normal(image.shape)) ** 2 + (noise * rng.standard_normal(image.shape)) ** 2)
+    image = np.sqrt(
+        (image + noise * rng.standard_normal(image.shape)) ** 2 + (noise * rng.standard_normal(image.shape)) ** 2
+    )
 
     # Raters: boundary jitter, missed small lesions, one biased rater.
     signed = ndimage.distance_transform_edt(truth) - ndimage.distance_transform_edt(~truth)  # > 0 inside
@@ -376,7 +380,9 @@ def make_lus_case(seed: int, index: int, size: tuple[int, int] = (256, 256)) -> 
     }
 
 
-def split_indices(num: int, seed: int, val_frac: float, test_frac: float, groups: Sequence[Any] | None = None) -> list[str]:
+def split_indices(
+    num: int, seed: int, val_frac: float, test_frac: float, groups: Sequence[Any] | None = None
+) -> list[str]:
     """Assign each of ``num`` cases to ``"training"``, ``"validation"`` or ``"test"``.
 
     Whole groups (patients) go to one split. The assignment depends only on ``seed`` and the groups.
@@ -566,5 +572,7 @@ _GENERATORS: dict[str, Callable[..., Path]] = {
 def generate_dataset(kind: str, out_dir: str | os.PathLike, **kwargs: Any) -> Path:
     """Dispatch to ``generate_{kind}_dataset`` (``kind`` in ``echo``, ``knee``, ``lus``)."""
     if kind not in _GENERATORS:
-        raise ValueError(f"The 'kind' parameter of generate_dataset must be one of {sorted(_GENERATORS)}. Got {kind!r} instead.")
+        raise ValueError(
+            f"The 'kind' parameter of generate_dataset must be one of {sorted(_GENERATORS)}. Got {kind!r} instead."
+        )
     return _GENERATORS[kind](out_dir, **kwargs)
