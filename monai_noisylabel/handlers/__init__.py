@@ -1,1 +1,34 @@
-"""handlers."""
+"""Ignite handlers: thin adapters that run the :mod:`monai_noisylabel.detection` core inside a MONAI training run.
+
+- :class:`VarianceOfGradientsHandler`: VoG per training sample (checkpoint passes or online from the training step).
+- :class:`SampleLossHandler`: per-sample eval loss every epoch, its window mean, the GMM split, the offset score.
+- :class:`LabelQualityReportHandler`: how ``combined``/``flagged`` are computed; writes ``label_scores.csv``.
+- :func:`write_label_scores`, :func:`read_label_scores`: the ``label_scores.csv`` contract (DESIGN.md section 3).
+
+All of them keep their results on ``engine.state.label_scores`` (id -> row), save and restore their state
+through ``CheckpointSaver``/``CheckpointLoader``, gather across DDP ranks and write files on rank 0 only.
+"""
+
+from __future__ import annotations
+
+from monai_noisylabel.handlers.label_quality_report import LabelQualityReportHandler
+from monai_noisylabel.handlers.label_scores import (
+    LABEL_SCORES_COLUMNS,
+    LABEL_SCORES_FILENAME,
+    SCORE_COLUMNS,
+    read_label_scores,
+    write_label_scores,
+)
+from monai_noisylabel.handlers.sample_loss import SampleLossHandler
+from monai_noisylabel.handlers.variance_of_gradients import VarianceOfGradientsHandler
+
+__all__ = [
+    "LABEL_SCORES_COLUMNS",
+    "LABEL_SCORES_FILENAME",
+    "SCORE_COLUMNS",
+    "LabelQualityReportHandler",
+    "SampleLossHandler",
+    "VarianceOfGradientsHandler",
+    "read_label_scores",
+    "write_label_scores",
+]

@@ -1,0 +1,267 @@
+"""Per-sample loss of every training sample, every epoch, and the DivideMix GMM split, during a MONAI training run.
+
+A thin ignite adapter over :class:`~monai_noisylabel.detection.SampleLossAccumulator`,
+:func:`~monai_noisylabel.detection.gmm_noisy_probability` and (with a trusted reference loader)
+:func:`~monai_noisylabel.detection.volume_offsets` / :func:`~monai_noisylabel.detection.offset_scores`
+(DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_noisylabel.detection import (
+    SampleLossAccumulator,
+    gmm_noisy_probability,
+    offset_scores,
+    per_sample_loss,
+    volume_offsets,
+)
+from monai_noisylabel.detection._checks import check_stage_fractions
+from monai_noisylabel.handlers import _common as C
+from monai_noisylabel.utils import check_choice, check_int, param_error
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = ["SampleLossHandler"]
+
+_OWNER = "SampleLossHandler"
+
+
+def _class_indices(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(B, *spatial)`` class indices of labels given as indices ``(B, 1, ...)`` or one-hot/soft ``(B, C, ...)``."""
+    if labels.ndim >= 3 and labels.shape[1] == num_classes and num_classes > 1 and labels.is_floating_point():
+        return labels.argmax(dim=1)
+    if labels.ndim >= 3 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    return labels.round().long() if labels.is_floating_point() else labels.long()
+
+
+class SampleLossHandler:
+    """Per-sample loss in eval mode after every epoch, its window mean, the GMM split, and the directional offset.
+
+    After each selected epoch (after ``warmup``, every ``every`` epochs) one pass over ``probe_loader``
+    (the training images and given labels WITHOUT augmentation) with ``engine.network`` in eval mode
+    under ``torch.no_grad`` (the network is called directly, not through ``engine.inferer``) records each
+    sample's loss. Published per sample (``engine.state.label_scores``):
+
+    - ``loss``: the mean over ``window`` of the recorded epochs
+      (:func:`~monai_noisylabel.detection.sample_loss_scores`; default the last two thirds, which kept its
+      ranking where the last epoch alone collapsed because the network memorizes noisy labels);
+    - ``gmm_noisy_prob``: P(noisy) of DivideMix's 2-component GMM on those losses (``gmm=True``);
+    - ``offset`` (only with ``reference_loader``, a trusted clean set such as the validation set): per epoch,
+      the distance of the sample's signed label-vs-prediction volume offsets from the reference's, averaged
+      over the same window; the only score that sees a systematic bias (see
+      :func:`~monai_noisylabel.detection.offset_scores`). Labels must be class indices (or one-hot).
+
+    A NaN/inf loss is recorded (the window mean becomes ``inf``, GMM 1.0), the sample is flagged, and
+    training goes on. Under DDP each rank passes over its own probe samples (``DistributedSampler(shuffle=False)``)
+    and the records are gathered, so every rank holds the full state; rank 0 writes the files.
+
+    Args:
+        probe_loader: dict batches of training images and given labels, without augmentation.
+        loss_fn: a per-sample loss, ``loss_fn(logits, labels)`` returning ``(B, ...)`` (``reduction="none"``;
+            every non-batch dimension is averaged, :func:`~monai_noisylabel.detection.per_sample_loss`).
+        warmup: no pass during the first ``warmup`` epochs.
+        every: a pass after epochs ``e > warmup`` with ``e % every == 0``.
+        window: ``(start, end)`` fractions of the recorded epochs, or ``"last"``.
+        gmm: publish ``gmm_noisy_prob`` (default True).
+        gmm_random_state: seed of the GMM initialization.
+        reference_loader: trusted clean samples (e.g. the validation set) for the ``offset`` score, or ``None``.
+        num_classes: number of classes for the offsets; default: the network's output channels.
+        image_key, label_key, id_key: batch keys (ids fall back to the label's meta ``filename_or_obj``).
+        output_dir: folder of ``label_scores.csv``; ``None``: not written by this handler.
+        summary_writer: a TensorBoard ``SummaryWriter`` for histograms, or ``None``.
+        name: logger name; default: ``engine.logger``.
+
+    Example:
+        >>> import torch
+        >>> from monai.engines import SupervisedTrainer
+        >>> net = torch.nn.Conv2d(1, 2, 3, padding=1)
+        >>> data = [{"image": torch.rand(1, 8, 8), "label": torch.zeros(1, 8, 8, dtype=torch.long), "id": f"s{i}"}
+        ...         for i in range(4)]
+        >>> loader = torch.utils.data.DataLoader(data, batch_size=2)
+        >>> ce = torch.nn.CrossEntropyLoss(reduction="none")
+        >>> trainer = SupervisedTrainer("cpu", 2, loader, net, torch.optim.SGD(net.parameters(), 0.1),
+        ...                             lambda p, y: ce(p, y[:, 0]).mean())
+        >>> SampleLossHandler(loader, loss_fn=lambda p, y: ce(p, y[:, 0])).attach(trainer)
+        >>> trainer.run()
+        >>> row = trainer.state.label_scores["s0"]
+        >>> row["loss"] > 0, 0.0 <= row["gmm_noisy_prob"] <= 1.0, row["vog"] is None
+        (True, True, True)
+    """
+
+    def __init__(
+        self,
+        probe_loader: Iterable[Any],
+        *,
+        loss_fn: Callable[..., torch.Tensor],
+        warmup: int = 0,
+        every: int = 1,
+        window: tuple[float, float] | str = (1.0 / 3.0, 1.0),
+        gmm: bool = True,
+        gmm_random_state: int = 0,
+        reference_loader: Iterable[Any] | None = None,
+        num_classes: int | None = None,
+        image_key: str = "image",
+        label_key: str = "label",
+        id_key: str = "id",
+        output_dir: str | Path | None = None,
+        summary_writer: Any = None,
+        name: str | None = None,
+    ) -> None:
+        if probe_loader is None:
+            raise param_error(_OWNER, "probe_loader", "a loader of the training images without augmentation", None)
+        if not callable(loss_fn):
+            raise param_error(_OWNER, "loss_fn", "a per-sample loss callable (reduction='none')", loss_fn)
+        self.probe_loader = probe_loader
+        self.loss_fn = loss_fn
+        self.warmup = check_int(_OWNER, "warmup", warmup, 0)
+        self.every = check_int(_OWNER, "every", every, 1)
+        if isinstance(window, str):
+            check_choice(_OWNER, "window", window, ("last",))
+        else:
+            check_stage_fractions(_OWNER, "window", window)
+        self.window = window
+        self.gmm = bool(gmm)
+        self.gmm_random_state = check_int(_OWNER, "gmm_random_state", gmm_random_state, 0)
+        self.reference_loader = reference_loader
+        self.num_classes = None if num_classes is None else check_int(_OWNER, "num_classes", num_classes, 2)
+        self.image_key, self.label_key, self.id_key = image_key, label_key, id_key
+        self.output_dir = output_dir
+        self.summary_writer = summary_writer
+        self.logger = logging.getLogger(name)
+        self._name = name
+        self._losses = SampleLossAccumulator(owner=_OWNER)
+        self._offsets = SampleLossAccumulator(owner=_OWNER)
+        self._paths: dict[str, tuple[str, str]] = {}
+
+    def attach(self, engine: Engine) -> None:
+        """Register the handler's events on ``engine`` (a MONAI ``SupervisedTrainer``)."""
+        C.set_logger(self, engine)
+        C.engine_network(engine, _OWNER)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self._selected)), self)
+        engine.add_event_handler(Events.COMPLETED, self._publish)
+
+    def _selected(self, epoch: int) -> bool:
+        return epoch > self.warmup and epoch % self.every == 0
+
+    # ----------------------------------------------------------------------------------------- passes
+
+    def _forward(self, net: torch.nn.Module, batch: Any, device: Any) -> tuple[int, torch.Tensor, torch.Tensor]:
+        size = C.batch_size_of(batch, self.image_key, _OWNER)
+        x = C.plain_tensor(batch[self.image_key], device)
+        y = C.plain_tensor(batch[self.label_key], device)
+        return size, net(x), y
+
+    def _offsets_of(self, logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        num_classes = self.num_classes or int(logits.shape[1])
+        preds = logits.argmax(dim=1).cpu().numpy()
+        given = _class_indices(labels, num_classes).cpu().numpy()
+        return volume_offsets(preds, given, num_classes=num_classes)
+
+    def __call__(self, engine: Engine) -> None:
+        """End of a selected epoch: one eval pass over the probe (and reference) loader, then publish."""
+        epoch = int(engine.state.epoch)
+        net = C.engine_network(engine, _OWNER)
+        device = engine.state.device  # type: ignore[attr-defined]
+        with_offsets = self.reference_loader is not None
+        ids: list[str] = []
+        losses: list[np.ndarray] = []
+        offsets: list[np.ndarray] = []
+        with C.eval_mode(net), torch.no_grad():
+            for batch in self.probe_loader:
+                size, logits, y = self._forward(net, batch, device)
+                batch_ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
+                ids += batch_ids
+                losses.append(per_sample_loss(self.loss_fn, logits, y).detach().cpu().double().numpy())
+                if with_offsets:
+                    offsets.append(self._offsets_of(logits, y))
+                if not all(i in self._paths for i in batch_ids):
+                    images = C.batch_paths(batch, self.image_key, size)
+                    C.merge_paths(self._paths, batch_ids, images, C.batch_paths(batch, self.label_key, size))
+            reference = [self._offsets_of(*self._forward(net, b, device)[1:]) for b in self.reference_loader or ()]
+        columns = [np.concatenate(losses) if losses else np.zeros(0)]
+        if with_offsets:
+            columns.append(np.concatenate(offsets) if offsets else np.zeros((0, 1)))
+        all_ids, gathered = C.gather_records(ids, *columns)
+        all_losses = gathered[0]
+        for part in C.gather_objects(C.paths_state({i: self._paths[i] for i in ids})):
+            C.merge_paths(self._paths, [p[0] for p in part], [p[1] for p in part], [p[2] for p in part])
+        if not all_ids:
+            return
+        self._losses.update(all_ids, all_losses, epoch)
+        bad = [i for i, v in zip(all_ids, all_losses.tolist()) if not np.isfinite(v)]
+        if bad:
+            self.logger.warning(f"{_OWNER}: epoch {epoch}: NaN/inf loss for {len(bad)} sample(s), flagged: {bad[:5]}")
+        if with_offsets:
+            ref_parts = [r for part in C.gather_objects(reference) for r in part]
+            if not ref_parts:
+                raise param_error(_OWNER, "reference_loader", "a loader with at least one batch", "an empty loader")
+            self._offsets.update(all_ids, offset_scores(gathered[1], reference=np.concatenate(ref_parts)), epoch)
+        self._publish(engine)
+
+    # ---------------------------------------------------------------------------------------- results
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        """Per sample id: ``loss`` (window mean), and ``gmm_noisy_prob`` / ``offset`` when enabled."""
+        ids, columns = self._columns()
+        return {i: {name: float(values[j]) for name, values in columns.items()} for j, i in enumerate(ids)}
+
+    def _columns(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        ids = self._losses.ids
+        if not ids:
+            return [], {}
+        loss = self._losses.scores(window=self.window)
+        columns = {"loss": loss}
+        if self.gmm:
+            columns["gmm_noisy_prob"] = gmm_noisy_probability(loss, random_state=self.gmm_random_state)
+        if self._offsets.ids:
+            offset = dict(zip(self._offsets.ids, self._offsets.scores(window=self.window).tolist()))
+            columns["offset"] = np.array([offset.get(i, np.nan) for i in ids])
+        return ids, columns
+
+    def nonfinite_ids(self) -> list[str]:
+        """Ids of samples that had a NaN/inf loss in at least one recorded epoch."""
+        counts = self._losses.nonfinite_counts()
+        return [i for i, n in zip(self._losses.ids, counts.tolist()) if n > 0]
+
+    def _publish(self, engine: Engine) -> None:
+        ids, columns = self._columns()
+        if not ids:
+            return
+        nonfinite = set(self.nonfinite_ids())
+        C.publish_scores(engine, ids, columns, source="loss", nonfinite=nonfinite, paths=self._paths)
+        hist = {f"label_scores/{name}": values for name, values in columns.items()}
+        C.write_outputs(engine, self.output_dir, self.summary_writer, hist, engine.state.epoch)
+
+    # ----------------------------------------------------------------------------------- checkpointing
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly (tensors and builtins: ``torch.load(weights_only=True)`` reads it)."""
+        return {
+            "loss": self._losses.state_dict(),
+            "offset": self._offsets.state_dict(),
+            "paths": C.paths_state(self._paths),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        try:
+            loss, offset, paths = state["loss"], state["offset"], state["paths"]
+        except (KeyError, TypeError):
+            raise param_error(_OWNER, "state", "a dict from state_dict()", type(state).__name__) from None
+        self._losses.load_state_dict(loss)
+        self._offsets.load_state_dict(offset)
+        self._paths = C.load_paths(_OWNER, paths)
