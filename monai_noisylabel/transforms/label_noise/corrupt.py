@@ -1,0 +1,343 @@
+"""Dataset-level label corruption: a fixed fraction of a datalist's labels, written to a new folder.
+
+:func:`corrupt_datalist` is the library call; ``python -m monai_noisylabel corrupt`` is its command
+line (:func:`add_corrupt_arguments`, :func:`run_corrupt_cli`, registered in ``monai_noisylabel/cli.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from monai_noisylabel.data.io import save_nifti
+from monai_noisylabel.transforms.label_noise.array import (
+    LABEL_NOISE_KINDS,
+    RandLabelBias,
+    RandLabelNoise,
+    RandLabelOmission,
+    _LabelNoiseTransform,
+)
+from monai_noisylabel.utils import atomic_write_text, check_choice, check_int, check_number, param_error
+
+__all__ = ["KIND_TRANSFORMS", "corrupt_datalist", "add_corrupt_arguments", "run_corrupt_cli"]
+
+KIND_TRANSFORMS: dict[str, type[_LabelNoiseTransform]] = {
+    "random": RandLabelNoise,
+    "bias": RandLabelBias,
+    "omission": RandLabelOmission,
+}
+"""The transform behind each ``kind`` of :func:`corrupt_datalist`."""
+
+_OWNER = "corrupt_datalist"
+_RESERVED = ("prob", "fixed_per_sample", "seed")
+
+
+def _load(datalist: Any, base_dir: Any) -> tuple[dict[str, Any], Path, Path | None]:
+    """The datalist as a dict, the folder relative paths are resolved against, and the JSON's path."""
+    if isinstance(datalist, Mapping):
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        return json.loads(json.dumps(datalist, default=str)), base.resolve(), None
+    if not isinstance(datalist, (str, os.PathLike)):
+        raise param_error(_OWNER, "datalist", "a dict or the path of a datalist JSON", datalist)
+    path = Path(datalist)
+    if not path.is_file():
+        raise FileNotFoundError(f"{_OWNER}: the datalist file {str(path)!r} does not exist.")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{_OWNER}: {str(path)!r} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{_OWNER}: {str(path)!r} must hold a JSON object. Got {type(data).__name__} instead.")
+    base = Path(base_dir) if base_dir is not None else path.parent
+    return data, base.resolve(), path.resolve()
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_absolute(v, base) for v in value]
+    if isinstance(value, str):
+        return value if os.path.isabs(value) else str((base / value).resolve())
+    return value
+
+
+def _resolve_entry(entry: Any, base: Path, keys: Sequence[str]) -> Any:
+    if isinstance(entry, str):  # decathlon "test" sections may list bare image paths
+        return _absolute(entry, base)
+    if not isinstance(entry, Mapping):
+        return entry
+    return {k: (_absolute(v, base) if k in keys else v) for k, v in entry.items()}
+
+
+def _target(label: Path, base: Path, index: int, labels_dir: Path) -> Path:
+    """Where the corrupted copy of ``label`` goes: its path relative to ``base`` under ``labels_dir``."""
+    try:
+        rel = label.relative_to(base)
+    except ValueError:
+        rel = Path(f"{index:05d}_{label.name}")
+    return labels_dir / rel
+
+
+def _real(p: str | Path) -> str:
+    return os.path.realpath(str(p))
+
+
+def _source_files(datalist: Mapping[str, Any], keys: Sequence[str]) -> set[str]:
+    """Real paths of every file under ``keys`` in every section of a (resolved) datalist."""
+    found: set[str] = set()
+    for value in datalist.values():
+        for entry in value if isinstance(value, list) else []:
+            items: list[Any] = [entry] if isinstance(entry, str) else []
+            if isinstance(entry, Mapping):
+                items = [entry.get(k) for k in keys]
+            for item in items:
+                for p in item if isinstance(item, list) else [item]:
+                    if isinstance(p, str):
+                        found.add(_real(p))
+    return found
+
+
+def _read_label(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    name = path.name.lower()
+    if not name.endswith((".nii", ".nii.gz")):
+        raise ValueError(f"{_OWNER}: labels must be NIfTI (.nii or .nii.gz) files. Got {str(path)!r} instead.")
+    if not path.is_file():
+        raise FileNotFoundError(f"{_OWNER}: the label file {str(path)!r} does not exist.")
+    img = nib.load(str(path))  # read-only
+    data = np.asanyarray(img.dataobj)  # type: ignore[attr-defined]
+    if data.ndim not in (2, 3):
+        raise ValueError(f"{_OWNER}: the label {str(path)!r} must be a 2D or 3D image. Got shape {data.shape} instead.")
+    return np.asarray(data), np.asarray(img.affine, dtype=np.float64)  # type: ignore[attr-defined]
+
+
+_KIND_ALIASES = {"systematic": "bias"}
+
+
+def corrupt_datalist(
+    datalist: Mapping[str, Any] | str | os.PathLike,
+    kind: str,
+    rate: float,
+    *,
+    seed: int,
+    out_dir: str | os.PathLike,
+    base_dir: str | os.PathLike | None = None,
+    section: str = "training",
+    label_key: str = "label",
+    path_keys: Sequence[str] | None = None,
+    **transform_kwargs: Any,
+) -> dict[str, Any]:
+    """Corrupt exactly ``round(rate * N)`` labels of a datalist section into a new folder.
+
+    The samples are drawn with ``seed`` (``numpy.random.default_rng(seed).permutation``); each is
+    corrupted by the transform of ``kind`` (:data:`KIND_TRANSFORMS`) built with ``prob=1``,
+    ``fixed_per_sample=True`` and ``seed``, so its corruption depends only on ``seed`` and the sample id
+    (the entry's ``"id"``, else its label path) and the call is reproducible byte for byte. ``round`` is
+    Python's (halves go to the even number).
+
+    Writes, atomically, under ``out_dir``:
+
+    - ``labels/<label path relative to the datalist folder>``: the corrupted labels (NIfTI, source
+      dtype and affine). Unselected labels are not copied.
+    - ``manifest.json``: per sample of ``section``, in datalist order, ``id``, ``selected``,
+      ``corrupted`` (the label changed), ``kind``, ``params`` (``{"ops": [...]}``, which
+      :func:`~monai_noisylabel.transforms.label_noise.apply_label_noise` replays), ``record`` (the
+      whole provenance record), ``original`` and ``new`` paths (``params``, ``record`` and ``kind`` are
+      ``None`` for samples not selected); plus the call's settings.
+    - ``datalist.json``: the input datalist with every path under ``path_keys`` made ABSOLUTE (so it works
+      from ``out_dir``) and the selected labels pointing at their corrupted copies; other sections
+      (validation, test) are otherwise unchanged, unselected samples keep their original labels.
+
+    Originals are only read (nibabel). The call refuses an ``out_dir`` where any file it writes would
+    replace a file the datalist refers to, or the datalist itself.
+
+    Args:
+        datalist: a decathlon-style dict, or the path of its JSON.
+        kind: ``"random"``, ``"bias"`` or ``"omission"``.
+        rate: fraction of ``section`` to corrupt, in [0, 1].
+        seed: selects the samples and seeds their corruption.
+        out_dir: output folder (created).
+        base_dir: folder relative paths are resolved against; default the JSON's folder (the current
+            directory for a dict).
+        section: the section to corrupt.
+        label_key: the key of the label path in each entry.
+        path_keys: the keys holding paths (default ``("image", label_key)``).
+        **transform_kwargs: passed to the transform, e.g. ``label_class=3, mode="erode"`` for ``"bias"``.
+
+    Returns:
+        the manifest (as written to ``manifest.json``).
+
+    Raises:
+        ValueError: bad parameters, a malformed datalist, a non-NIfTI label, an unsafe ``out_dir``.
+        FileNotFoundError: the datalist or a selected label does not exist.
+
+    Example:
+        >>> import tempfile
+        >>> from monai_noisylabel.data.synthetic import generate_echo_dataset
+        >>> src = generate_echo_dataset(tempfile.mkdtemp(), num=8, size=(32, 32))
+        >>> m = corrupt_datalist(src, "omission", 0.5, seed=0, out_dir=tempfile.mkdtemp())
+        >>> m["num_samples"], m["num_selected"], sum(s["selected"] for s in m["samples"])
+        (4, 2, 2)
+    """
+    kind = _KIND_ALIASES.get(kind, kind)  # the papers call a systematic bias "systematic"
+    kind = check_choice(_OWNER, "kind", kind, LABEL_NOISE_KINDS)
+    rate = check_number(_OWNER, "rate", rate, 0.0, 1.0)
+    seed = check_int(_OWNER, "seed", seed, minimum=0)
+    for name in _RESERVED:
+        if name in transform_kwargs:
+            raise param_error(_OWNER, name, "left to corrupt_datalist (it sets prob=1, fixed_per_sample, seed)", name)
+    cls = KIND_TRANSFORMS[kind]
+    try:
+        transform = cls(prob=1.0, fixed_per_sample=True, seed=seed, **transform_kwargs)
+    except TypeError as e:
+        raise ValueError(f"{_OWNER}: {cls.__name__} does not take {sorted(transform_kwargs)}: {e}") from e
+    keys = list(path_keys) if path_keys is not None else ["image", label_key]
+    if label_key not in keys:
+        keys.append(label_key)
+
+    data, base, src_json = _load(datalist, base_dir)
+    entries = data.get(section)
+    if not isinstance(entries, list):
+        raise ValueError(f"{_OWNER}: the datalist has no {section!r} list (sections: {sorted(data)}).")
+    resolved = {k: [_resolve_entry(e, base, keys) for e in v] if isinstance(v, list) else v for k, v in data.items()}
+    train = resolved[section]
+    for i, entry in enumerate(train):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get(label_key), str):
+            raise ValueError(f"{_OWNER}: {section} entry {i} must be a dict with a {label_key!r} path. Got {entry!r}.")
+
+    n_total = len(train)
+    n_sel = round(rate * n_total)
+    selected = {int(i) for i in np.random.default_rng(seed).permutation(n_total)[:n_sel]}
+    out = Path(out_dir).resolve()
+    targets = {i: _target(Path(train[i][label_key]), base, i, out / "labels") for i in sorted(selected)}
+
+    # Safety: nothing we write may replace a source file (labels, images, the datalist itself).
+    sources = _source_files(resolved, keys) | ({_real(src_json)} if src_json is not None else set())
+    writes = [*targets.values(), out / "manifest.json", out / "datalist.json"]
+    for w in writes:
+        if _real(w) in sources:
+            raise ValueError(
+                f"{_OWNER}: 'out_dir' {str(out)!r} would overwrite the source file {str(w)!r}; choose a new folder."
+            )
+    if len({_real(w) for w in writes}) != len(writes):
+        raise ValueError(f"{_OWNER}: two selected labels map to the same output file under {str(out)!r}.")
+
+    samples = []
+    new_entries = []
+    num_changed = 0
+    for i, entry in enumerate(train):
+        original = str(entry[label_key])
+        sid = str(entry["id"]) if entry.get("id") is not None else original
+        record: dict[str, Any] | None = None
+        new_path = original
+        if i in selected:
+            array, affine = _read_label(Path(original))
+            noisy = transform(array[None], sample_id=sid)[0]
+            record = transform.last_record
+            num_changed += int(bool(record and record["corrupted"]))
+            new_path = str(targets[i])
+            save_nifti(noisy, new_path, affine)
+            if record is not None and not record["corrupted"]:
+                warnings.warn(
+                    f"{_OWNER}: sample {sid!r} was selected but the {kind} corruption left it unchanged.", stacklevel=2
+                )
+        samples.append(
+            {
+                "id": sid,
+                "selected": i in selected,
+                "corrupted": bool(record["corrupted"]) if record is not None else False,
+                "kind": kind if i in selected else None,
+                "params": record["params"] if record is not None else None,
+                "record": record,
+                "original": original,
+                "new": new_path,
+            }
+        )
+        new_entries.append({**entry, label_key: new_path})
+    resolved[section] = new_entries
+
+    manifest = {
+        "kind": kind,
+        "rate": rate,
+        "seed": seed,
+        "section": section,
+        "transform": cls.__name__,
+        "transform_kwargs": transform_kwargs,
+        "num_samples": n_total,
+        "num_selected": n_sel,
+        "num_corrupted": num_changed,
+        "source_datalist": str(src_json) if src_json is not None else None,
+        "datalist": str(out / "datalist.json"),
+        "samples": samples,
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write_text(out / "datalist.json", json.dumps(resolved, indent=2, default=str) + "\n")
+    return manifest
+
+
+def add_corrupt_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``corrupt`` command's arguments to ``parser``."""
+    parser.add_argument("datalist", type=Path, help="decathlon-style datalist JSON")
+    parser.add_argument(
+        "--kind",
+        required=True,
+        choices=(*LABEL_NOISE_KINDS, *_KIND_ALIASES),
+        help="random, bias (or systematic), omission",
+    )
+    parser.add_argument("--rate", required=True, type=float, help="fraction of the section to corrupt, in [0, 1]")
+    parser.add_argument("--seed", type=int, default=0, help="selects and seeds the corruption (default 0)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (labels/, manifest.json, datalist.json)")
+    parser.add_argument(
+        "--base-dir", type=Path, default=None, help="resolve relative paths here (default: JSON's folder)"
+    )
+    parser.add_argument("--section", default="training", help="section to corrupt (default training)")
+    parser.add_argument("--label-key", default="label", help="entry key of the label path (default label)")
+    parser.add_argument("--path-keys", nargs="+", default=None, help="keys holding paths (default image and label)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="transform parameter, VALUE in JSON (e.g. --param label_class=3 --param radius=[1,2]); repeatable",
+    )
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param must look like NAME=VALUE. Got {item!r} instead.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word such as mode=erode
+        out[name.strip()] = value
+    return out
+
+
+def run_corrupt_cli(args: argparse.Namespace) -> int:
+    """Run the ``corrupt`` command; returns the exit status (errors raise ``ValueError``)."""
+    manifest = corrupt_datalist(
+        args.datalist,
+        args.kind,
+        args.rate,
+        seed=args.seed,
+        out_dir=args.out,
+        base_dir=args.base_dir,
+        section=args.section,
+        label_key=args.label_key,
+        path_keys=args.path_keys,
+        **_parse_params(args.param),
+    )
+    print(
+        f"corrupted {manifest['num_selected']} of {manifest['num_samples']} {manifest['section']} labels "
+        f"({manifest['kind']}, {manifest['num_corrupted']} changed); wrote {manifest['datalist']}"
+    )
+    return 0
