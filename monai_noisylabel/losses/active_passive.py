@@ -1,0 +1,403 @@
+"""Normalized and passive losses of the Active-Passive Loss family for segmentation.
+
+Ma et al., "Normalized Loss Functions for Deep Learning with Noisy Labels", ICML 2020,
+https://arxiv.org/abs/2006.13554. With ``p`` the predicted class distribution of a voxel and ``q`` its
+target distribution (one-hot or soft), over ``K`` classes:
+
+- NCE  = sum_k q_k log p_k / sum_j log p_j                                   (active, in [0, 1])
+- NFL  = sum_k q_k (1 - p_k)^g log p_k / sum_j (1 - p_j)^g log p_j           (active, in [0, 1])
+- RCE  = -sum_k p_k log(clamp(q_k, 1e-4, 1))                                  (passive, in [0, -log 1e-4])
+- MAE  = 1 - sum_k q_k p_k = sum_k q_k (1 - p_k)  for sum_k q_k = 1          (passive, in [0, 1])
+- NAP  = alpha * active + beta * passive
+
+Both normalizers are differentiated through (the reference code detaches the focal factor of NFL; here
+``torch.autograd.gradcheck`` passes). ``sum_j log p_j <= -log 2`` and ``sum_j (1 - p_j)^g log p_j <=
+-2^-g log 2`` for ``K >= 2``, so the ratios never divide by zero. Everything is computed from
+``log_softmax`` / ``logsigmoid`` in float32 (float64 stays float64) with autocast disabled, so bf16/fp16
+logits and saturated logits (|x| = 1e4) give finite losses and gradients.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.utils import LossReduction
+from torch.autograd.function import once_differentiable
+
+from monai_noisylabel.losses._utils import (
+    VoxelLoss,
+    as_plain_tensor,
+    check_activation,
+    check_ignore_index,
+    check_probabilities,
+    check_voxel_map,
+    combine_valid,
+    compute_dtype,
+    prepare_target,
+    slice_channels,
+)
+from monai_noisylabel.utils import check_choice, check_number, param_error
+
+__all__ = [
+    "NormalizedCrossEntropyLoss",
+    "NormalizedFocalLoss",
+    "ReverseCrossEntropyLoss",
+    "MeanAbsoluteErrorLoss",
+    "NormalizedActivePassiveLoss",
+]
+
+#: lower clamp of the target inside the log of the reverse cross entropy (the paper's A = log 1e-4 < 0).
+RCE_TARGET_CLAMP = 1e-4
+ACTIVE = ("nce", "nfl")
+PASSIVE = ("rce", "mae")
+
+_ARGS_DOC = """
+    Inputs are ``BNH[WD]``. The prediction is turned into a class distribution per voxel:
+
+    - ``softmax=True``: logits, ``N >= 2`` classes (``log_softmax`` over the channels);
+    - ``sigmoid=True``: logits, each channel an independent binary problem with the 2-class distribution
+      ``(1 - s, s)``; so one channel is a foreground/background problem (multi-label for ``N > 1``);
+    - neither: the input already holds probabilities in [0, 1] (checked): a distribution over the
+      channels for ``N >= 2``, the foreground probability ``s`` of ``(1 - s, s)`` for ``N = 1``.
+
+    Targets: an index map ``B1H[WD]`` with ``to_onehot_y=True``, or a one-hot or soft probability map
+    of the input's shape (values in [0, 1]; with softmax they should sum to 1 over the channels). A soft
+    target equal to a one-hot map gives exactly the hard-label value.
+
+    Shape of ``reduction="none"``: ``(B, 1, *spatial)`` for a class distribution over the channels
+    (softmax or probabilities), ``(B, N', *spatial)`` for sigmoid (one binary loss per channel, ``N'`` =
+    ``N`` or ``N - 1`` without background); ignored entries are 0 and the weight map is applied. ``"mean"``
+    averages that map over the valid entries, ``"sum"`` sums it. For one value per sample call
+    :meth:`per_sample` (shape ``(B,)``, ignored entries left out of the mean), e.g. as the ``loss_fn`` of
+    :func:`monai_noisylabel.detection.per_sample_loss`.
+
+    Args:
+        include_background: if False, class 0 leaves the loss: with sigmoid its binary problem is dropped;
+            with softmax or probabilities its term leaves the class sum (the prediction and the
+            normalizers still use all classes), so voxels labelled background no longer contribute to
+            NCE, NFL and MAE, and RCE no longer penalizes background probability on foreground voxels.
+            Ignored with a warning for one channel, as in MONAI.
+        to_onehot_y: convert an index-map target ``B1H[WD]`` to one-hot with ``N`` classes (ignored with
+            a warning for one channel, as in MONAI).
+        sigmoid: input holds logits; apply a per-channel sigmoid (2 classes per channel).
+        softmax: input holds logits; apply a softmax over the channels. At most one of the two.
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``, see above.
+        ignore_index: target value whose entries contribute nothing. With ``to_onehot_y`` any label value
+            (e.g. 255 from :class:`~monai_noisylabel.transforms.soft_label.ThresholdBinarize`); with probability
+            targets a sentinel outside [0, 1] (e.g. -1): a voxel is ignored where a channel of its target
+            equals it (per channel for sigmoid).
+"""
+
+
+class _NormalizedRatio(torch.autograd.Function):
+    """``sum_{k >= first} q_k a_k / sum_j a_j`` over dim 2 with ``a = (1 - p)^g log p``, and its exact gradient.
+
+    One fused function serves NCE (``g = 0``) and NFL. The hand-written backward needs about half the
+    memory passes of autograd's; ``torch.autograd.gradcheck`` checks it. ``1 - p`` is clamped at the dtype's
+    eps so ``(1 - p)^g`` keeps a finite derivative where ``p`` rounds to 1.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, logp: torch.Tensor, q: torch.Tensor, gamma: float, first: int) -> torch.Tensor:
+        if gamma == 0:
+            weight = one_minus_p = None
+            focal = logp
+        else:
+            one_minus_p = torch.expm1(logp).neg_().clamp_(min=torch.finfo(logp.dtype).eps)
+            weight = one_minus_p.pow(gamma)
+            focal = weight * logp
+        den = focal.sum(dim=2)
+        out = (q[:, :, first:] * focal[:, :, first:]).sum(dim=2).div_(den)
+        ctx.save_for_backward(logp, q, weight, one_minus_p, out, den)
+        ctx.gamma, ctx.first = gamma, first
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        logp, q, weight, one_minus_p, out, den = ctx.saved_tensors
+        gamma, first = ctx.gamma, ctx.first
+        scale = (grad_out / den).unsqueeze(2)
+        grad_logp = grad_q = None
+        if ctx.needs_input_grad[0]:
+            # d out / d a_k = (q_k [k >= first] - out) / den
+            grad_logp = q * scale
+            if first:
+                grad_logp[:, :, :first] = 0
+            grad_logp.sub_(out.unsqueeze(2) * scale)
+            if gamma != 0:
+                # d a_k / d log p_k = (1 - p_k)^g (1 - g p_k log p_k / (1 - p_k))
+                dfocal = torch.exp(logp).mul_(logp).div_(one_minus_p).mul_(-gamma).add_(1).mul_(weight)
+                grad_logp.mul_(dfocal)
+        if ctx.needs_input_grad[1]:
+            focal = logp if weight is None else weight * logp
+            grad_q = focal * scale
+            if first:
+                grad_q[:, :, :first] = 0
+        return grad_logp, grad_q, None, None
+
+
+def nce_map(logp: torch.Tensor, q: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """Normalized cross entropy over dim 2 of ``(B, C, K, ...)`` log-probabilities; classes ``< first`` left out."""
+    return _NormalizedRatio.apply(logp, q, 0.0, first)
+
+
+def nfl_map(logp: torch.Tensor, q: torch.Tensor, gamma: float, first: int = 0) -> torch.Tensor:
+    """Normalized focal loss over dim 2 of ``(B, C, K, ...)`` log-probabilities."""
+    return _NormalizedRatio.apply(logp, q, float(gamma), first)
+
+
+def rce_map(logp: torch.Tensor, q: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """Reverse cross entropy ``-sum_k p_k log clamp(q_k, 1e-4, 1)`` over dim 2."""
+    log_q = q[:, :, first:].clamp(min=RCE_TARGET_CLAMP, max=1.0).log()
+    return -(logp[:, :, first:].exp() * log_q).sum(dim=2)
+
+
+def mae_map(logp: torch.Tensor, q: torch.Tensor, first: int = 0) -> torch.Tensor:
+    """Mean absolute error in its reduced form ``sum_k q_k (1 - p_k)`` (``= 1 - sum_k q_k p_k``) over dim 2."""
+    q = q[:, :, first:]
+    return q.sum(dim=2) - (q * logp[:, :, first:].exp()).sum(dim=2)
+
+
+class _ActivePassiveBase(VoxelLoss):
+    """Shared input handling: class distributions ``(B, C, K, *spatial)`` from logits or probabilities."""
+
+    def __init__(
+        self,
+        include_background: bool = True,
+        to_onehot_y: bool = False,
+        sigmoid: bool = False,
+        softmax: bool = False,
+        reduction: LossReduction | str = LossReduction.MEAN,
+        ignore_index: int | float | None = None,
+    ) -> None:
+        super().__init__(reduction=reduction)
+        owner = type(self).__name__
+        check_activation(owner, sigmoid, softmax)
+        self.include_background = bool(include_background)
+        self.to_onehot_y = bool(to_onehot_y)
+        self.sigmoid = bool(sigmoid)
+        self.softmax = bool(softmax)
+        self.ignore_index = check_ignore_index(owner, ignore_index, self.to_onehot_y)
+
+    def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
+        """Per-voxel loss ``(B, C, *spatial)`` from log-probabilities and targets ``(B, C, K, *spatial)``."""
+        raise NotImplementedError
+
+    def loss_map(
+        self, input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        owner = type(self).__name__
+        x = as_plain_tensor(input)
+        if x.ndim < 3:
+            raise param_error(owner, "input", "a tensor of shape BNH[WD]", tuple(x.shape))
+        n = x.shape[1]
+        if self.softmax and n < 2:
+            raise param_error(owner, "softmax", "False for a one-channel input (use sigmoid=True)", self.softmax)
+        binary = self.sigmoid or (not self.softmax and n == 1)  # C = N problems of K = 2 classes
+        dtype = compute_dtype(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.to(dtype)
+            t, ignored = prepare_target(
+                owner, x, target, to_onehot_y=self.to_onehot_y, ignore_index=self.ignore_index, dtype=dtype
+            )
+            if not (self.sigmoid or self.softmax):
+                check_probabilities(owner, x)
+            w = check_voxel_map(owner, "weight", weight, x, per_channel=binary, dtype=dtype)
+            m = check_voxel_map(owner, "mask", mask, x, per_channel=binary, dtype=dtype)
+            valid = combine_valid(ignored, m, per_voxel=not binary)
+            drop = 1 if not self.include_background and n > 1 else 0
+            if not self.include_background and n == 1:
+                warnings.warn(f"{owner}: single channel prediction, `include_background=False` ignored.", stacklevel=3)
+            if binary:
+                x, t = x[:, drop:], t[:, drop:]
+                valid, w = slice_channels(valid, drop, n), slice_channels(w, drop, n)
+                if self.sigmoid:
+                    log_fg = F.logsigmoid(x)
+                    logp = torch.stack([log_fg - x, log_fg], dim=2)  # log(1 - s) = logsigmoid(x) - x
+                else:
+                    logp = torch.stack([1.0 - x, x], dim=2).clamp(min=torch.finfo(dtype).tiny).log()
+                q = torch.stack([1.0 - t, t], dim=2)
+                loss = self.class_terms(logp, q, 0)
+            else:
+                if self.softmax:
+                    logp = F.log_softmax(x, dim=1).unsqueeze(1)
+                else:
+                    logp = x.clamp(min=torch.finfo(dtype).tiny).log().unsqueeze(1)
+                loss = self.class_terms(logp, t.unsqueeze(1), drop)
+        return loss, valid, w
+
+
+class NormalizedCrossEntropyLoss(_ActivePassiveBase):
+    __doc__ = (
+        """Normalized cross entropy (NCE), an active robust loss (Ma et al., ICML 2020, arXiv 2006.13554).
+
+    ``NCE = sum_k q_k log p_k / sum_j log p_j`` per voxel, in [0, 1]: summed over all ``K`` possible
+    labels it is 1, and a uniform prediction gives ``1 / K`` whatever the label.
+"""
+        + _ARGS_DOC
+        + """
+    Example:
+        >>> import torch
+        >>> loss = NormalizedCrossEntropyLoss(softmax=True, to_onehot_y=True)
+        >>> logits = torch.zeros(2, 4, 8, 8)  # uniform prediction over 4 classes
+        >>> labels = torch.randint(0, 4, (2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+        >>> round(loss(logits, labels).item(), 4)
+        0.25
+    """
+    )
+
+    def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
+        return nce_map(logp, q, first)
+
+
+class NormalizedFocalLoss(_ActivePassiveBase):
+    __doc__ = (
+        """Normalized focal loss (NFL), an active robust loss (Ma et al., ICML 2020, arXiv 2006.13554).
+
+    ``NFL = sum_k q_k (1 - p_k)^gamma log p_k / sum_j (1 - p_j)^gamma log p_j`` per voxel, in [0, 1];
+    summed over all ``K`` labels it is 1. ``gamma = 0`` gives NCE. Unlike the reference code, the focal
+    factor is not detached.
+"""
+        + _ARGS_DOC
+        + """        gamma: focusing parameter, >= 0 (default 0.5, the paper's).
+
+    Example:
+        >>> import torch
+        >>> loss = NormalizedFocalLoss(gamma=0.5, sigmoid=True)
+        >>> logits = torch.tensor([[[[4.0, -4.0]]]])  # B=1, N=1, 1x2 image
+        >>> target = torch.tensor([[[[1.0, 0.0]]]])
+        >>> loss(logits, target).item() < 0.01
+        True
+    """
+    )
+
+    def __init__(
+        self,
+        include_background: bool = True,
+        to_onehot_y: bool = False,
+        sigmoid: bool = False,
+        softmax: bool = False,
+        reduction: LossReduction | str = LossReduction.MEAN,
+        ignore_index: int | float | None = None,
+        gamma: float = 0.5,
+    ) -> None:
+        super().__init__(include_background, to_onehot_y, sigmoid, softmax, reduction, ignore_index)
+        self.gamma = check_number(type(self).__name__, "gamma", gamma, minimum=0.0)
+
+    def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
+        return nfl_map(logp, q, self.gamma, first)
+
+
+class ReverseCrossEntropyLoss(_ActivePassiveBase):
+    __doc__ = (
+        """Reverse cross entropy (RCE), a passive robust loss (Ma et al., ICML 2020; Wang et al., ICCV 2019).
+
+    ``RCE = -sum_k p_k log(clamp(q_k, 1e-4, 1))`` per voxel: for a hard label ``y`` it equals
+    ``-log(1e-4) * (1 - p_y)``, so it goes to 0 as the prediction becomes correct.
+"""
+        + _ARGS_DOC
+        + """
+    Example:
+        >>> import torch
+        >>> loss = ReverseCrossEntropyLoss(softmax=True, to_onehot_y=True)
+        >>> logits = torch.tensor([[[[20.0]], [[0.0]]]])  # class 0 predicted
+        >>> loss(logits, torch.zeros(1, 1, 1, 1)).item() < 1e-6
+        True
+    """
+    )
+
+    def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
+        return rce_map(logp, q, first)
+
+
+class MeanAbsoluteErrorLoss(_ActivePassiveBase):
+    __doc__ = (
+        """Mean absolute error (MAE) between distributions, a passive robust loss (Ma et al., ICML 2020).
+
+    Reduced form ``MAE = 1 - sum_k q_k p_k`` per voxel (half the L1 distance for a hard label), in [0, 1].
+"""
+        + _ARGS_DOC
+        + """
+    Example:
+        >>> import torch
+        >>> loss = MeanAbsoluteErrorLoss(softmax=True, to_onehot_y=True)
+        >>> logits = torch.zeros(1, 2, 2, 2)  # p = (0.5, 0.5) everywhere
+        >>> loss(logits, torch.ones(1, 1, 2, 2)).item()
+        0.5
+    """
+    )
+
+    def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
+        return mae_map(logp, q, first)
+
+
+class NormalizedActivePassiveLoss(_ActivePassiveBase):
+    __doc__ = (
+        """Active-Passive Loss: ``alpha * active + beta * passive`` (Ma et al., ICML 2020, arXiv 2006.13554).
+
+    ``active`` is NCE or NFL (:class:`NormalizedCrossEntropyLoss`, :class:`NormalizedFocalLoss`), ``passive``
+    is RCE or MAE (:class:`ReverseCrossEntropyLoss`, :class:`MeanAbsoluteErrorLoss`); both are computed from
+    one ``log_softmax``/``logsigmoid`` pass. The paper's defaults: ``alpha = beta = 1`` (CIFAR-10),
+    ``alpha = 10, beta = 0.1`` (CIFAR-100), ``gamma = 0.5`` for NFL. The knee BML paper trains NAP on soft
+    labels instead of BCE.
+"""
+        + _ARGS_DOC
+        + """        active: ``"nce"`` (default) or ``"nfl"``.
+        passive: ``"rce"`` (default) or ``"mae"``.
+        alpha: weight of the active loss, >= 0.
+        beta: weight of the passive loss, >= 0 (``alpha + beta > 0``).
+        gamma: focusing parameter of NFL, >= 0 (unused with NCE).
+
+    Example:
+        >>> import torch
+        >>> loss = NormalizedActivePassiveLoss(active="nce", passive="rce", alpha=1.0, beta=1.0, softmax=True)
+        >>> logits = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        >>> soft = torch.softmax(torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)), dim=1)
+        >>> value = loss(logits, soft)
+        >>> value.backward()
+        >>> value.ndim, logits.grad.shape
+        (0, torch.Size([2, 3, 8, 8]))
+        >>> NormalizedActivePassiveLoss(softmax=True, reduction="none")(logits, soft).shape
+        torch.Size([2, 1, 8, 8])
+        >>> NormalizedActivePassiveLoss(softmax=True).per_sample(logits, soft).shape
+        torch.Size([2])
+    """
+    )
+
+    def __init__(
+        self,
+        active: str = "nce",
+        passive: str = "rce",
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        gamma: float = 0.5,
+        include_background: bool = True,
+        to_onehot_y: bool = False,
+        sigmoid: bool = False,
+        softmax: bool = False,
+        reduction: LossReduction | str = LossReduction.MEAN,
+        ignore_index: int | float | None = None,
+    ) -> None:
+        super().__init__(include_background, to_onehot_y, sigmoid, softmax, reduction, ignore_index)
+        owner = type(self).__name__
+        self.active = check_choice(owner, "active", active, ACTIVE)
+        self.passive = check_choice(owner, "passive", passive, PASSIVE)
+        self.alpha = check_number(owner, "alpha", alpha, minimum=0.0)
+        self.beta = check_number(owner, "beta", beta, minimum=0.0)
+        self.gamma = check_number(owner, "gamma", gamma, minimum=0.0)
+        if self.alpha == 0 and self.beta == 0:
+            raise param_error(owner, "beta", "> 0 when alpha is 0 (the loss would be identically 0)", beta)
+
+    def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
+        terms = []
+        if self.alpha > 0:
+            act = nce_map(logp, q, first) if self.active == "nce" else nfl_map(logp, q, self.gamma, first)
+            terms.append(self.alpha * act)
+        if self.beta > 0:
+            pas = rce_map(logp, q, first) if self.passive == "rce" else mae_map(logp, q, first)
+            terms.append(self.beta * pas)
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
