@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from monai_noisylabel.data.camus import CAMUS_LABELS, camus_datalist, detect_camus_release, parse_info_cfg
-from monai_noisylabel.data.datalist import DatalistError, check_datalist, load_datalist, resolve_paths, write_datalist
+from monai_noisylabel.data.datalist import (
+    DatalistError,
+    check_datalist,
+    load_datalist,
+    read_datalist_json,
+    resolve_paths,
+    write_datalist,
+)
 from monai_noisylabel.data.io import read_spatial_shape, save_nifti
 from monai_noisylabel.data.synthetic import (
     ECHO_LABELS,
@@ -34,6 +41,7 @@ __all__ = [
     "make_knee_case",
     "make_lus_case",
     "parse_info_cfg",
+    "read_datalist_json",
     "read_spatial_shape",
     "resolve_paths",
     "save_nifti",

@@ -11,7 +11,7 @@ from typing import Any
 from monai_noisylabel.data.io import read_spatial_shape
 from monai_noisylabel.utils import atomic_write_text
 
-__all__ = ["DatalistError", "load_datalist", "check_datalist", "write_datalist", "resolve_paths"]
+__all__ = ["DatalistError", "read_datalist_json", "load_datalist", "check_datalist", "write_datalist", "resolve_paths"]
 
 
 class DatalistError(ValueError):
@@ -86,6 +86,25 @@ def check_datalist(
             raise DatalistError(f"{source}: {name}: spatial shapes differ: {detail}.")
 
 
+def read_datalist_json(path: str | os.PathLike, owner: str = "load_datalist") -> dict[str, Any]:
+    """Read a datalist JSON object, with errors that name ``owner`` and the file.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        DatalistError: the file is not valid JSON or does not hold a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{owner}: the datalist file {str(path)!r} does not exist.")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatalistError(f"{owner}: {str(path)!r} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise DatalistError(f"{owner}: {str(path)!r} must hold a JSON object. Got {type(data).__name__} instead.")
+    return data
+
+
 def load_datalist(
     path: str | os.PathLike,
     section: str = "training",
@@ -114,15 +133,9 @@ def load_datalist(
         True
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_datalist: the datalist file {str(path)!r} does not exist.")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatalistError(f"load_datalist: {str(path)!r} is not valid JSON: {e}") from e
-    if not isinstance(data, Mapping) or section not in data:
-        found = sorted(data) if isinstance(data, Mapping) else type(data).__name__
-        raise DatalistError(f"load_datalist: {str(path)!r} has no {section!r} section (found {found}).")
+    data = read_datalist_json(path)
+    if section not in data:
+        raise DatalistError(f"load_datalist: {str(path)!r} has no {section!r} section (found {sorted(data)}).")
     base = Path(base_dir) if base_dir is not None else path.parent
     pkeys = list(path_keys) if path_keys is not None else list(keys)
     entries = []

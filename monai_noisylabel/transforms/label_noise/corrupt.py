@@ -17,6 +17,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from monai_noisylabel.data.datalist import read_datalist_json
 from monai_noisylabel.data.io import save_nifti
 from monai_noisylabel.transforms.label_noise.array import (
     LABEL_NOISE_KINDS,
@@ -48,14 +49,7 @@ def _load(datalist: Any, base_dir: Any) -> tuple[dict[str, Any], Path, Path | No
     if not isinstance(datalist, (str, os.PathLike)):
         raise param_error(_OWNER, "datalist", "a dict or the path of a datalist JSON", datalist)
     path = Path(datalist)
-    if not path.is_file():
-        raise FileNotFoundError(f"{_OWNER}: the datalist file {str(path)!r} does not exist.")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{_OWNER}: {str(path)!r} is not valid JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{_OWNER}: {str(path)!r} must hold a JSON object. Got {type(data).__name__} instead.")
+    data = read_datalist_json(path, owner=_OWNER)
     base = Path(base_dir) if base_dir is not None else path.parent
     return data, base.resolve(), path.resolve()
 
