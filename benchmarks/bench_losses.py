@@ -64,28 +64,17 @@ def make_losses(index_targets: bool) -> dict[str, torch.nn.Module]:
         "MeanAbsoluteErrorLoss": MeanAbsoluteErrorLoss(softmax=True, **kw),
         "NAP nce+rce": NormalizedActivePassiveLoss("nce", "rce", softmax=True, **kw),
         "NAP nfl+mae": NormalizedActivePassiveLoss("nfl", "mae", softmax=True, **kw),
+        "NAP nce+rce, sigmoid": NormalizedActivePassiveLoss("nce", "rce", sigmoid=True, **kw),
         "ThresholdBinarizedBCELoss": ThresholdBinarizedBCELoss(threshold=0.6, ignore_band=0.4, **kw),
     }
 
 
-def time_fn(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int) -> float:
-    """Median wall time of ``fn`` in seconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def bench(device: torch.device, shape: tuple[int, int, int, int], repeats: int, warmup: int) -> list[tuple]:
-    """Rows ``(target kind, loss name, seconds, ratio to DiceCELoss)`` for one device."""
+    """Rows ``(target kind, loss name, seconds, ratio to DiceCELoss)`` for one device.
+
+    The losses are timed round-robin (one step of each per round, ``repeats`` rounds, median per loss), so a
+    change of load on a shared machine hits all of them alike.
+    """
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(shape, generator=gen).to(device).requires_grad_()
     labels = torch.randint(0, NUM_CLASSES, (shape[0], 1, *shape[2:]), generator=gen).float().to(device)
@@ -93,15 +82,21 @@ def bench(device: torch.device, shape: tuple[int, int, int, int], repeats: int, 
     rows = []
     for kind, target in (("index", labels), ("soft", soft)):
         losses = make_losses(kind == "index")
-        base = None
-        for name, loss in losses.items():
-
-            def step(loss: torch.nn.Module = loss, target: torch.Tensor = target) -> None:
+        times: dict[str, list[float]] = {name: [] for name in losses}
+        for rnd in range(warmup + repeats):
+            for name, loss in losses.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
                 logits.grad = None
                 loss(logits, target).backward()
-
-            seconds = time_fn(step, device, repeats, warmup)
-            base = seconds if base is None else base
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if rnd >= warmup:
+                    times[name].append(time.perf_counter() - start)
+        base = statistics.median(next(iter(times.values())))
+        for name, values in times.items():
+            seconds = statistics.median(values)
             rows.append((kind, name, seconds, seconds / base))
     return rows
 
@@ -141,7 +136,7 @@ def train_unet(
     seed: int,
     epochs: int = 40,
     lr: float = 1e-2,
-    batch_size: int = 16,
+    batch_size: int = 8,
 ) -> torch.nn.Module:
     """Train a small 2D UNet with Adam and a cosine schedule; initialization and batch order depend on ``seed`` only."""
     with torch.random.fork_rng(devices=[]):
@@ -195,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="8 x 4 x 64 x 64 instead of 32 x 4 x 256 x 256")
     parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--robustness", action="store_true", help="train CE vs NAP on noisy labels instead")
     parser.add_argument("--kinds", nargs="+", choices=NOISE_KINDS, default=list(NOISE_KINDS))

@@ -21,15 +21,19 @@ from monai_noisylabel.utils import check_choice, check_number, param_error
 
 __all__ = [
     "VoxelLoss",
+    "as_float_sequence",
     "as_plain_tensor",
     "check_activation",
     "check_ignore_index",
+    "check_probabilities",
     "check_reduction",
     "check_voxel_map",
+    "combine_valid",
     "compute_dtype",
+    "per_sample_mean",
     "prepare_target",
     "reduce_loss",
-    "per_sample_mean",
+    "slice_channels",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -146,7 +150,10 @@ def check_probabilities(owner: str, x: torch.Tensor) -> None:
     lo, hi = _bounds(x.detach())
     if not (lo >= 0.0 and hi <= 1.0):
         raise param_error(
-            owner, "input", "probabilities in [0, 1] when sigmoid and softmax are False", f"values in [{lo:.4g}, {hi:.4g}]"
+            owner,
+            "input",
+            "probabilities in [0, 1] when sigmoid and softmax are False",
+            f"values in [{lo:.4g}, {hi:.4g}]",
         )
 
 

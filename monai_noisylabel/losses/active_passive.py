@@ -92,74 +92,130 @@ _ARGS_DOC = """
 """
 
 
-class _NormalizedRatio(torch.autograd.Function):
-    """``sum_{k >= first} q_k a_k / sum_j a_j`` over dim 2 with ``a = (1 - p)^g log p``, and its exact gradient.
+def _focal_weight(logp: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``(1 - p)^g`` with ``1 - p = -expm1(log p)`` clamped at the dtype's eps (a new tensor)."""
+    return torch.expm1(logp).neg_().clamp_(min=torch.finfo(logp.dtype).eps).pow_(gamma)
 
-    One fused function serves NCE (``g = 0``) and NFL. The hand-written backward needs about half the
-    memory passes of autograd's; ``torch.autograd.gradcheck`` checks it. ``1 - p`` is clamped at the dtype's
-    eps so ``(1 - p)^g`` keeps a finite derivative where ``p`` rounds to 1.
+
+class _ActivePassive(torch.autograd.Function):
+    """Per-voxel ``alpha * active + beta * passive`` over dim 2 of ``(B, C, K, ...)`` log-probabilities.
+
+    active = ``sum_{k >= first} q_k a_k / sum_j a_j`` with ``a = (1 - p)^g log p`` (NCE for ``g = 0``, else
+    NFL); passive = ``sum_{k >= first} p_k c_k`` with ``c = -log clamp(q, 1e-4, 1)`` (RCE) or
+    ``sum_{k >= first} q_k (1 - p_k)`` (MAE). One fused function with a hand-written backward serves every
+    loss of this module. It allocates about a third of the full-size temporaries of autograd's graph (on CPU
+    the allocations, not the arithmetic, dominate), and ``torch.autograd.gradcheck`` checks it with respect
+    to the log-probabilities and the targets. ``1 - p`` is clamped at the dtype's eps so ``(1 - p)^g`` keeps
+    a finite derivative where ``p`` rounds to 1.
     """
 
     @staticmethod
-    def forward(ctx: Any, logp: torch.Tensor, q: torch.Tensor, gamma: float, first: int) -> torch.Tensor:
-        if gamma == 0:
-            weight = one_minus_p = None
-            focal = logp
-        else:
-            one_minus_p = torch.expm1(logp).neg_().clamp_(min=torch.finfo(logp.dtype).eps)
-            weight = one_minus_p.pow(gamma)
-            focal = weight * logp
-        den = focal.sum(dim=2)
-        out = (q[:, :, first:] * focal[:, :, first:]).sum(dim=2).div_(den)
-        ctx.save_for_backward(logp, q, weight, one_minus_p, out, den)
-        ctx.gamma, ctx.first = gamma, first
+    def forward(
+        ctx: Any,
+        logp: torch.Tensor,
+        q: torch.Tensor,
+        alpha: float,
+        gamma: float,
+        beta: float,
+        passive: str,
+        first: int,
+    ) -> torch.Tensor:
+        qf = q[:, :, first:]
+        p = torch.exp(logp) if beta > 0 or (alpha > 0 and gamma > 0) else None
+        dfocal = den = ratio = None
+        scratch = torch.empty_like(logp)
+        out = None
+        if alpha > 0:
+            if gamma > 0:
+                assert p is not None
+                one_minus_p = torch.expm1(logp).neg_().clamp_(min=torch.finfo(logp.dtype).eps)
+                torch.pow(one_minus_p, gamma, out=scratch)  # (1 - p)^g
+                # d a_k / d log p_k = (1 - p_k)^g (1 - g p_k log p_k / (1 - p_k)), kept for backward
+                dfocal = one_minus_p.reciprocal_().mul_(p).mul_(logp).mul_(-gamma).add_(1).mul_(scratch)
+                focal = scratch.mul_(logp)
+            else:
+                focal = scratch.copy_(logp)
+            den = focal.sum(dim=2)
+            ratio = focal[:, :, first:].mul_(qf).sum(dim=2).div_(den)
+            out = ratio * alpha
+        if beta > 0:
+            assert p is not None
+            cost = scratch[:, :, first:]
+            if passive == "rce":
+                cost.copy_(qf).clamp_(min=RCE_TARGET_CLAMP, max=1.0).log_().neg_()
+            else:
+                cost.copy_(qf).neg_()  # MAE = sum q - sum q p
+            term = cost.mul_(p[:, :, first:]).sum(dim=2)
+            if passive != "rce":
+                term.add_(qf.sum(dim=2))
+            out = term.mul_(beta) if out is None else out.add_(term, alpha=beta)
+        assert out is not None
+        ctx.save_for_backward(logp, q, p, dfocal, den, ratio)
+        ctx.options = (alpha, gamma, beta, passive, first)
         return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
-        logp, q, weight, one_minus_p, out, den = ctx.saved_tensors
-        gamma, first = ctx.gamma, ctx.first
-        scale = (grad_out / den).unsqueeze(2)
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        logp, q, p, dfocal, den, ratio = ctx.saved_tensors
+        alpha, gamma, beta, passive, first = ctx.options
+        go = grad_out.unsqueeze(2)
         grad_logp = grad_q = None
         if ctx.needs_input_grad[0]:
-            # d out / d a_k = (q_k [k >= first] - out) / den
-            grad_logp = q * scale
-            if first:
-                grad_logp[:, :, :first] = 0
-            grad_logp.sub_(out.unsqueeze(2) * scale)
-            if gamma != 0:
-                # d a_k / d log p_k = (1 - p_k)^g (1 - g p_k log p_k / (1 - p_k))
-                dfocal = torch.exp(logp).mul_(logp).div_(one_minus_p).mul_(-gamma).add_(1).mul_(weight)
-                grad_logp.mul_(dfocal)
+            if alpha > 0:
+                # d active / d a_k = (q_k [k >= first] - active) / den
+                scale = go / den.unsqueeze(2) * alpha
+                grad_logp = q * scale
+                if first:
+                    grad_logp[:, :, :first] = 0
+                grad_logp.sub_(ratio.unsqueeze(2) * scale)
+                if dfocal is not None:
+                    grad_logp.mul_(dfocal)
+            if beta > 0:
+                # d passive / d log p_k = p_k c_k (RCE) or -q_k p_k (MAE), for k >= first
+                if passive == "rce":
+                    term = q.clamp(min=RCE_TARGET_CLAMP, max=1.0).log_().neg_().mul_(p)
+                else:
+                    term = torch.mul(q, p).neg_()
+                term.mul_(go * beta)
+                if first:
+                    term[:, :, :first] = 0
+                grad_logp = term if grad_logp is None else grad_logp.add_(term)
         if ctx.needs_input_grad[1]:
-            focal = logp if weight is None else weight * logp
-            grad_q = focal * scale
-            if first:
+            if alpha > 0:
+                focal = logp if gamma == 0 else _focal_weight(logp, gamma).mul_(logp)
+                grad_q = focal * (go / den.unsqueeze(2) * alpha)
+            if beta > 0:
+                if passive == "rce":  # clamp passes the gradient on [1e-4, 1], as torch.clamp does
+                    inside = (q >= RCE_TARGET_CLAMP) & (q <= 1.0)
+                    term = torch.where(inside, -p / q.clamp(min=RCE_TARGET_CLAMP), torch.zeros_like(p))
+                else:
+                    term = torch.sub(1.0, p)
+                term.mul_(go * beta)
+                grad_q = term if grad_q is None else grad_q.add_(term)
+            if first and grad_q is not None:
                 grad_q[:, :, :first] = 0
-        return grad_logp, grad_q, None, None
+        return grad_logp, grad_q, None, None, None, None, None
 
 
-def nce_map(logp: torch.Tensor, q: torch.Tensor, first: int = 0) -> torch.Tensor:
-    """Normalized cross entropy over dim 2 of ``(B, C, K, ...)`` log-probabilities; classes ``< first`` left out."""
-    return _NormalizedRatio.apply(logp, q, 0.0, first)
+def active_passive_map(
+    logp: torch.Tensor,
+    q: torch.Tensor,
+    *,
+    alpha: float = 1.0,
+    active: str = "nce",
+    gamma: float = 0.0,
+    beta: float = 0.0,
+    passive: str = "rce",
+    first: int = 0,
+) -> torch.Tensor:
+    """``alpha * active + beta * passive`` per voxel from ``(B, C, K, *spatial)`` log-probabilities and targets.
 
-
-def nfl_map(logp: torch.Tensor, q: torch.Tensor, gamma: float, first: int = 0) -> torch.Tensor:
-    """Normalized focal loss over dim 2 of ``(B, C, K, ...)`` log-probabilities."""
-    return _NormalizedRatio.apply(logp, q, float(gamma), first)
-
-
-def rce_map(logp: torch.Tensor, q: torch.Tensor, first: int = 0) -> torch.Tensor:
-    """Reverse cross entropy ``-sum_k p_k log clamp(q_k, 1e-4, 1)`` over dim 2."""
-    log_q = q[:, :, first:].clamp(min=RCE_TARGET_CLAMP, max=1.0).log()
-    return -(logp[:, :, first:].exp() * log_q).sum(dim=2)
-
-
-def mae_map(logp: torch.Tensor, q: torch.Tensor, first: int = 0) -> torch.Tensor:
-    """Mean absolute error in its reduced form ``sum_k q_k (1 - p_k)`` (``= 1 - sum_k q_k p_k``) over dim 2."""
-    q = q[:, :, first:]
-    return q.sum(dim=2) - (q * logp[:, :, first:].exp()).sum(dim=2)
+    Returns ``(B, C, *spatial)``; classes ``< first`` leave the class sums (not the normalizers).
+    """
+    return _ActivePassive.apply(
+        logp, q, float(alpha), float(gamma) if active == "nfl" else 0.0, float(beta), passive, first
+    )
 
 
 class _ActivePassiveBase(VoxelLoss):
@@ -251,7 +307,7 @@ class NormalizedCrossEntropyLoss(_ActivePassiveBase):
     )
 
     def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
-        return nce_map(logp, q, first)
+        return active_passive_map(logp, q, first=first)
 
 
 class NormalizedFocalLoss(_ActivePassiveBase):
@@ -289,7 +345,7 @@ class NormalizedFocalLoss(_ActivePassiveBase):
         self.gamma = check_number(type(self).__name__, "gamma", gamma, minimum=0.0)
 
     def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
-        return nfl_map(logp, q, self.gamma, first)
+        return active_passive_map(logp, q, active="nfl", gamma=self.gamma, first=first)
 
 
 class ReverseCrossEntropyLoss(_ActivePassiveBase):
@@ -311,7 +367,7 @@ class ReverseCrossEntropyLoss(_ActivePassiveBase):
     )
 
     def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
-        return rce_map(logp, q, first)
+        return active_passive_map(logp, q, alpha=0.0, beta=1.0, passive="rce", first=first)
 
 
 class MeanAbsoluteErrorLoss(_ActivePassiveBase):
@@ -332,7 +388,7 @@ class MeanAbsoluteErrorLoss(_ActivePassiveBase):
     )
 
     def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
-        return mae_map(logp, q, first)
+        return active_passive_map(logp, q, alpha=0.0, beta=1.0, passive="mae", first=first)
 
 
 class NormalizedActivePassiveLoss(_ActivePassiveBase):
@@ -393,11 +449,13 @@ class NormalizedActivePassiveLoss(_ActivePassiveBase):
             raise param_error(owner, "beta", "> 0 when alpha is 0 (the loss would be identically 0)", beta)
 
     def class_terms(self, logp: torch.Tensor, q: torch.Tensor, first: int) -> torch.Tensor:
-        terms = []
-        if self.alpha > 0:
-            act = nce_map(logp, q, first) if self.active == "nce" else nfl_map(logp, q, self.gamma, first)
-            terms.append(self.alpha * act)
-        if self.beta > 0:
-            pas = rce_map(logp, q, first) if self.passive == "rce" else mae_map(logp, q, first)
-            terms.append(self.beta * pas)
-        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+        return active_passive_map(
+            logp,
+            q,
+            alpha=self.alpha,
+            active=self.active,
+            gamma=self.gamma,
+            beta=self.beta,
+            passive=self.passive,
+            first=first,
+        )
