@@ -9,13 +9,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from monai_noisylabel import data, detection, handlers, losses, refurbish, transforms  # noqa: E402
-from monai_noisylabel.data import *  # noqa: E402, F403
-from monai_noisylabel.detection import *  # noqa: E402, F403
-from monai_noisylabel.handlers import *  # noqa: E402, F403
-from monai_noisylabel.losses import *  # noqa: E402, F403
-from monai_noisylabel.refurbish import *  # noqa: E402, F403
-from monai_noisylabel.transforms import *  # noqa: E402, F403
+from monai_noisylabel import data, detection, handlers, losses, refurbish, transforms
+from monai_noisylabel.data import *  # noqa: F403
+from monai_noisylabel.detection import *  # noqa: F403
+from monai_noisylabel.handlers import *  # noqa: F403
+from monai_noisylabel.losses import *  # noqa: F403
+from monai_noisylabel.refurbish import *  # noqa: F403
+from monai_noisylabel.transforms import *  # noqa: F403
 
 __all__ = [
     "__version__",
