@@ -2,6 +2,8 @@
 
 - :class:`VarianceOfGradientsHandler`: VoG per training sample (checkpoint passes or online from the training step).
 - :class:`SampleLossHandler`: per-sample eval loss every epoch, its window mean, the GMM split, the offset score.
+- :class:`LabelRefurbishHandler`: swaps flagged labels for pseudo-labels (a label store the training pipeline
+  reads), writes them to ``refurbished/``; :class:`PseudoLabelWeightedLoss` ramps their loss weight up.
 - :class:`LabelQualityReportHandler`: how ``combined``/``flagged`` are computed; writes ``label_scores.csv``.
 - :func:`write_label_scores`, :func:`read_label_scores`: the ``label_scores.csv`` contract (DESIGN.md section 3).
 
@@ -12,6 +14,7 @@ through ``CheckpointSaver``/``CheckpointLoader``, gather across DDP ranks and wr
 from __future__ import annotations
 
 from monai_noisylabel.handlers.label_quality_report import LabelQualityReportHandler
+from monai_noisylabel.handlers.label_refurbish import LabelRefurbishHandler, PseudoLabelWeightedLoss
 from monai_noisylabel.handlers.label_scores import (
     LABEL_SCORES_COLUMNS,
     LABEL_SCORES_FILENAME,
@@ -27,6 +30,8 @@ __all__ = [
     "LABEL_SCORES_FILENAME",
     "SCORE_COLUMNS",
     "LabelQualityReportHandler",
+    "LabelRefurbishHandler",
+    "PseudoLabelWeightedLoss",
     "SampleLossHandler",
     "VarianceOfGradientsHandler",
     "read_label_scores",

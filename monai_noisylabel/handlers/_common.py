@@ -17,12 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.detection import combine_scores
 from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, SCORE_COLUMNS, write_label_scores
 from monai_noisylabel.utils import param_error
 
 __all__: list[str] = []
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 #: attribute of ``engine.state`` holding the combine/flag options set by ``LabelQualityReportHandler``.
 OPTIONS_ATTR = "label_scores_options"
@@ -126,6 +129,12 @@ def engine_network(engine: Any, owner: str) -> torch.nn.Module:
     return unwrap_network(net)
 
 
+def check_network_at_start(engine: Any, owner: str) -> None:
+    """Check for ``engine.network`` when the run starts: a MONAI ``SupervisedTrainer`` attaches its
+    ``train_handlers`` before it sets ``network``, so the check cannot happen in ``attach``."""
+    engine.add_event_handler(Events.STARTED, lambda e: engine_network(e, owner))
+
+
 @contextlib.contextmanager
 def eval_mode(network: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Put ``network`` in eval mode for the block and restore every submodule's own mode afterwards."""
@@ -216,7 +225,7 @@ def label_scores_of(engine: Any) -> dict[str, dict[str, Any]]:
     return table
 
 
-def _new_row(sample_id: str) -> dict[str, Any]:
+def new_row(sample_id: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(("image", "label", *SCORE_COLUMNS, "combined", "refurbished_label"))
     row.update(id=sample_id, image="", label="", flagged=False, nonfinite=set())
     return row
@@ -287,7 +296,7 @@ def publish_scores(
         for i, v in zip(ids, np.asarray(values, dtype=np.float64).tolist()):
             row = table.get(i)
             if row is None:
-                row = table[i] = _new_row(i)
+                row = table[i] = new_row(i)
             row[name] = _as_float(v)
     for i in ids:
         row = table[i]

@@ -226,7 +226,7 @@ class VarianceOfGradientsHandler:
     def attach(self, engine: Engine) -> None:
         """Register the handler's events on ``engine`` (a MONAI ``SupervisedTrainer``)."""
         C.set_logger(self, engine)
-        C.engine_network(engine, _OWNER)
+        C.check_network_at_start(engine, _OWNER)
         engine.add_event_handler(Events.STARTED, self._started)
         engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self._scheduled)), self)
         engine.add_event_handler(Events.COMPLETED, self._completed)

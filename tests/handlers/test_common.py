@@ -57,7 +57,7 @@ def test_gather_records_single_process_dedupes():
 def test_refresh_combined_default_include_and_flags():
     table = {}
     for i, (vog, loss, gmm) in enumerate([(3.0, 0.1, 0.1), (2.0, 0.9, 0.8), (1.0, 0.5, 0.2)]):
-        table[f"s{i}"] = C._new_row(f"s{i}")
+        table[f"s{i}"] = C.new_row(f"s{i}")
         table[f"s{i}"].update(vog=vog, loss=loss, gmm_noisy_prob=gmm)
     table["s2"]["nonfinite"].add("vog")
     C.refresh_combined(table)

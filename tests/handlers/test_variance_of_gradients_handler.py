@@ -212,8 +212,10 @@ def test_bad_arguments(kwargs, name):
 
 def test_bad_engines():
     plain = Engine(lambda e, b: None)
+    VarianceOfGradientsHandler([]).attach(plain)  # checked when the run starts (SupervisedTrainer sets it late)
     with pytest.raises(ValueError, match=OWNER.format("engine") + " a MONAI SupervisedTrainer"):
-        VarianceOfGradientsHandler([]).attach(plain)
+        plain.run([0])
+    plain = Engine(lambda e, b: None)
     plain.network = make_net()
     with pytest.raises(ValueError, match=OWNER.format("mode") + " 'checkpoint' unless the engine is a MONAI"):
         VarianceOfGradientsHandler(mode="online").attach(plain)

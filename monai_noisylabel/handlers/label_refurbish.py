@@ -1,0 +1,460 @@
+"""Swap flagged training labels for pseudo-labels during a MONAI training run, keeping the originals intact.
+
+A thin ignite adapter over :mod:`monai_noisylabel.refurbish`: :func:`~monai_noisylabel.refurbish.build_pseudo_labels`
+(confidence gate, largest connected component), :class:`~monai_noisylabel.refurbish.EMATeacher`,
+:class:`~monai_noisylabel.refurbish.LabelStore` (read by
+:class:`~monai_noisylabel.refurbish.ApplyStoredLabeld` in the training pipeline),
+:func:`~monai_noisylabel.refurbish.write_refurbished_label` and
+:func:`~monai_noisylabel.refurbish.sigmoid_rampup` (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_noisylabel.detection import per_sample_loss
+from monai_noisylabel.handlers import _common as C
+from monai_noisylabel.refurbish import (
+    REFURBISHED_KEY,
+    EMATeacher,
+    LabelStore,
+    build_pseudo_labels,
+    predict_probabilities,
+    remove_refurbished_label,
+    sigmoid_rampup,
+    write_refurbished_label,
+)
+from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = ["LabelRefurbishHandler", "PseudoLabelWeightedLoss"]
+
+_OWNER = "LabelRefurbishHandler"
+
+
+def _check_epochs(value: Any) -> list[int] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise param_error(_OWNER, "epochs", "None or a list of epochs (ints >= 1)", value)
+    return sorted({check_int(_OWNER, "epochs", e, 1) for e in value})
+
+
+def _check_flags(value: Any) -> Callable[[Any], Iterable[Any]] | frozenset[str] | None:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, (str, bytes)) or not isinstance(value, Collection):
+        raise param_error(_OWNER, "flags", "None, a collection of sample ids, or a callable(engine)", value)
+    return frozenset(str(v) for v in value)
+
+
+def _affine_of(label: Any, index: int) -> np.ndarray | None:
+    """The affine of sample ``index`` of a collated MetaTensor label, or ``None``."""
+    if not isinstance(label, MetaTensor):
+        return None
+    aff = label.meta.get("affine")
+    if aff is None:
+        return None
+    aff = torch.as_tensor(aff)
+    return (aff[index] if aff.ndim == 3 else aff).detach().cpu().numpy()
+
+
+class LabelRefurbishHandler:
+    """Replace the labels of flagged training samples by pseudo-labels, from the next epoch on.
+
+    At each refurbishment epoch (after ``warmup``, every ``every`` epochs, or the explicit ``epochs``) on
+    ``EPOCH_COMPLETED``:
+
+    1. the flagged ids are read: from ``engine.state.label_scores`` (the ``flagged`` column the detection
+       handlers maintain: attach this handler AFTER them), or from ``flags`` (an oracle list of ids, or a
+       callable ``flags(engine)``, for experiments);
+    2. one pass over ``probe_loader`` (the training images with their ORIGINAL labels, without augmentation,
+       in the space where the training pipeline's :class:`~monai_noisylabel.refurbish.ApplyStoredLabeld`
+       runs) forwards only the batches that hold a newly flagged sample, with the EMA ``teacher`` when given,
+       else ``engine.network``, in eval mode; :func:`~monai_noisylabel.refurbish.build_pseudo_labels` makes
+       the pseudo-labels (confidence gate ``delta``, largest connected component per class);
+    3. the pseudo-labels go into ``store`` (every rank gets every rank's labels under DDP), and on rank 0 to
+       ``<output_dir>/refurbished/<id>.nii.gz`` with ``manifest.csv`` (atomic writes; the original label
+       files are never opened for writing) and the ``refurbished_label`` column of ``label_scores.csv``.
+
+    A stored label is reused in later epochs (not rebuilt, unless ``refresh=True``) until the sample is no
+    longer flagged (re-scored clean): then it leaves the store, its file and manifest row are removed, and the
+    sample trains on its original label again. A sample whose model output is NaN/inf is left unrefurbished,
+    with the reason logged and kept in :attr:`skipped`.
+
+    Loss weight: wrap the training loss in :class:`PseudoLabelWeightedLoss`; a pseudo-labelled sample made at
+    epoch ``r`` then has weight :func:`~monai_noisylabel.refurbish.sigmoid_rampup` ``(epoch, rampup_epochs,
+    start=r + 1)``, others 1. The handler reads which samples of a batch are pseudo-labelled on
+    ``ITERATION_STARTED`` (from the batch's ``refurbished`` flag that ``ApplyStoredLabeld`` sets, else from
+    the store).
+
+    Its :meth:`state_dict` holds the store, the teacher and the history, so ``CheckpointSaver`` /
+    ``CheckpointLoader`` resume a run with the same labels.
+
+    Args:
+        probe_loader: dict batches of the training images and their original labels, without augmentation.
+        store: the :class:`~monai_noisylabel.refurbish.LabelStore` the training pipeline reads.
+        flags: ``None`` (use the detection handlers' ``flagged`` column), a collection of sample ids (oracle
+            flags; an id that is not in ``probe_loader`` raises ``ValueError``), or ``flags(engine) -> ids``.
+        warmup: no refurbishment during the first ``warmup`` epochs.
+        every: refurbish after epochs ``e > warmup`` with ``e % every == 0`` (ignored with ``epochs``).
+        epochs: explicit epochs (1-based) after which to refurbish.
+        teacher: an :class:`~monai_noisylabel.refurbish.EMATeacher` of the network, updated after every
+            iteration and used for the pseudo-labels; ``None``: the current network.
+        delta: confidence gate in [0, 1]: where the maximum class probability is below it a voxel keeps its
+            given label (``below="keep"``) or gets ``ignore_value`` (``below="ignore"``).
+        below: ``"keep"`` or ``"ignore"``.
+        ignore_value: the value a gated voxel gets with ``below="ignore"`` (a loss must skip it).
+        largest_component: keep the largest connected component of each class (MONAI's transform).
+        activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
+        inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
+        rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
+        unrefurbish_clean: drop a stored label once its sample is no longer flagged (default True).
+        refresh: rebuild the pseudo-labels of already refurbished samples at every refurbishment epoch.
+        max_fraction_changed: a pseudo-label that changes more than this fraction of the voxels of the given
+            label is not used (the sample keeps its label; the reason is kept in :attr:`skipped`): a guard
+            against refurbishing from a model that has not learned the task yet. Default 1.0 (off).
+        output_dir: run folder for ``refurbished/`` and ``label_scores.csv``; ``None``: nothing written.
+        image_key, label_key, id_key: batch keys (ids fall back to the label's ``filename_or_obj``).
+        flag_key: batch key of the "label came from the store" flag set by ``ApplyStoredLabeld``.
+        name: logger name; default: ``engine.logger``.
+
+    Example:
+        >>> import torch
+        >>> from monai.engines import SupervisedTrainer
+        >>> from monai_noisylabel.refurbish import ApplyStoredLabeld, LabelStore
+        >>> store = LabelStore()
+        >>> data = [{"image": torch.rand(1, 8, 8), "label": torch.zeros(1, 8, 8), "id": f"s{i}"} for i in range(4)]
+        >>> read = ApplyStoredLabeld("label", store=store)
+        >>> train = torch.utils.data.DataLoader([read(d) for d in data], batch_size=2)  # a Dataset in real use
+        >>> net = torch.nn.Conv2d(1, 2, 3, padding=1)
+        >>> ce = torch.nn.CrossEntropyLoss(reduction="none")
+        >>> handler = LabelRefurbishHandler(torch.utils.data.DataLoader(data, batch_size=2), store,
+        ...                                 flags=["s1"], epochs=[1], largest_component=False)
+        >>> loss = PseudoLabelWeightedLoss(lambda p, y: ce(p, y[:, 0].long()), handler)
+        >>> trainer = SupervisedTrainer("cpu", 2, train, net, torch.optim.SGD(net.parameters(), 0.1), loss)
+        >>> handler.attach(trainer)
+        >>> trainer.run()
+        >>> store.ids(), handler.history["s1"]["epoch"]
+        (['s1'], 1)
+    """
+
+    def __init__(
+        self,
+        probe_loader: Iterable[Any],
+        store: LabelStore,
+        *,
+        flags: Collection[Any] | Callable[[Any], Iterable[Any]] | None = None,
+        warmup: int = 0,
+        every: int = 1,
+        epochs: Sequence[int] | None = None,
+        teacher: EMATeacher | None = None,
+        delta: float = 0.0,
+        below: str = "keep",
+        ignore_value: int = 255,
+        largest_component: bool = True,
+        activation: str = "softmax",
+        inferer: Callable[..., Any] | None = None,
+        rampup_epochs: float = 5.0,
+        unrefurbish_clean: bool = True,
+        refresh: bool = False,
+        max_fraction_changed: float = 1.0,
+        output_dir: str | Path | None = None,
+        image_key: str = "image",
+        label_key: str = "label",
+        id_key: str = "id",
+        flag_key: str | None = REFURBISHED_KEY,
+        name: str | None = None,
+    ) -> None:
+        if probe_loader is None:
+            raise param_error(_OWNER, "probe_loader", "a loader of the training images and original labels", None)
+        if not isinstance(store, LabelStore):
+            raise param_error(_OWNER, "store", "a monai_noisylabel.refurbish.LabelStore", type(store).__name__)
+        if teacher is not None and not isinstance(teacher, EMATeacher):
+            raise param_error(
+                _OWNER, "teacher", "None or a monai_noisylabel.refurbish.EMATeacher", type(teacher).__name__
+            )
+        self.probe_loader = probe_loader
+        self.store = store
+        self.flags = _check_flags(flags)
+        self.warmup = check_int(_OWNER, "warmup", warmup, 0)
+        self.every = check_int(_OWNER, "every", every, 1)
+        self.epochs = _check_epochs(epochs)
+        self.teacher = teacher
+        self.delta = check_number(_OWNER, "delta", delta, 0.0, 1.0)
+        self.below = check_choice(_OWNER, "below", below, ("keep", "ignore"))
+        self.ignore_value = check_int(_OWNER, "ignore_value", ignore_value)
+        self.largest_component = bool(largest_component)
+        self.activation = check_choice(_OWNER, "activation", activation, ("softmax", "sigmoid"))
+        self.inferer = inferer
+        self.rampup_epochs = check_number(_OWNER, "rampup_epochs", rampup_epochs, 0.0)
+        self.unrefurbish_clean = bool(unrefurbish_clean)
+        self.refresh = bool(refresh)
+        self.max_fraction_changed = check_number(_OWNER, "max_fraction_changed", max_fraction_changed, 0.0, 1.0)
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.image_key, self.label_key, self.id_key, self.flag_key = image_key, label_key, id_key, flag_key
+        self.logger = logging.getLogger(name)
+        self._name = name
+        #: per refurbished id: {"epoch", "score", "fraction_changed", "path", "label_path"}
+        self.history: dict[str, dict[str, Any]] = {}
+        #: per id left unrefurbished: the reason (e.g. NaN output)
+        self.skipped: dict[str, str] = {}
+        self._batch_weights: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------------------------------- events
+
+    def attach(self, engine: Engine) -> None:
+        """Register on ``engine`` (a MONAI ``SupervisedTrainer``): weights per iteration, refurbishment per epoch."""
+        C.set_logger(self, engine)
+        C.check_network_at_start(engine, _OWNER)
+        engine.add_event_handler(Events.ITERATION_STARTED, self._set_batch_weights)
+        if self.teacher is not None:
+            engine.add_event_handler(Events.ITERATION_COMPLETED, self._update_teacher)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self._selected)), self)
+
+    def _selected(self, epoch: int) -> bool:
+        if self.epochs is not None:
+            return epoch in self.epochs
+        return epoch > self.warmup and epoch % self.every == 0
+
+    def _update_teacher(self, engine: Engine) -> None:
+        assert self.teacher is not None
+        self.teacher.update(C.engine_network(engine, _OWNER))
+
+    def sample_weight(self, sample_id: str, epoch: int) -> float:
+        """Loss weight of ``sample_id`` in ``epoch``: the sigmoid ramp for a stored label, 1 otherwise."""
+        entry = self.store.get(sample_id)
+        if entry is None:
+            return 1.0
+        start = (entry.epoch if entry.epoch is not None else 0) + 1
+        return sigmoid_rampup(epoch, self.rampup_epochs, start=start)
+
+    def _set_batch_weights(self, engine: Engine) -> None:
+        batch = engine.state.batch
+        self._batch_weights = None
+        if not isinstance(batch, Mapping) or len(self.store) == 0:
+            return
+        size = C.batch_size_of(batch, self.image_key, _OWNER)
+        ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
+        flag = batch.get(self.flag_key) if self.flag_key else None
+        from_store = [bool(v) for v in torch.as_tensor(flag).reshape(-1).tolist()] if flag is not None else None
+        epoch = int(engine.state.epoch)
+        weights = [
+            self.sample_weight(i, epoch) if (from_store[j] if from_store is not None else i in self.store) else 1.0
+            for j, i in enumerate(ids)
+        ]
+        self._batch_weights = torch.tensor(weights, dtype=torch.float32)
+
+    def batch_weights(self, batch_size: int) -> torch.Tensor | None:
+        """The per-sample loss weights of the current training batch (``None``: all 1)."""
+        w = self._batch_weights
+        return w if w is not None and w.numel() == batch_size else None
+
+    # -------------------------------------------------------------------------------------- refurbishment
+
+    def _flagged(self, engine: Engine) -> set[str]:
+        if self.flags is None:
+            return {i for i, row in C.label_scores_of(engine).items() if row.get("flagged")}
+        if callable(self.flags):
+            return {str(i) for i in self.flags(engine)}
+        return set(self.flags)
+
+    def _predict(self, engine: Engine, x: torch.Tensor) -> torch.Tensor:
+        model: Any = self.teacher if self.teacher is not None else C.engine_network(engine, _OWNER)
+        return predict_probabilities(model, x, activation=self.activation, inferer=self.inferer)
+
+    def _pass(self, engine: Engine, wanted: set[str], flagged: set[str]) -> tuple[list[dict[str, Any]], set[str]]:
+        """Pseudo-labels of the ``wanted`` ids this rank sees, and every id this rank saw."""
+        device = engine.state.device  # type: ignore[attr-defined]
+        seen: set[str] = set()
+        records: list[dict[str, Any]] = []
+        scores = C.label_scores_of(engine)
+        epoch = int(engine.state.epoch)
+        for batch in self.probe_loader:
+            size = C.batch_size_of(batch, self.image_key, _OWNER)
+            ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
+            seen.update(ids)
+            rows = [j for j, i in enumerate(ids) if i in wanted]
+            if not rows:
+                continue
+            label = batch[self.label_key]
+            x = C.plain_tensor(batch[self.image_key], device)[rows]
+            given = C.plain_tensor(label, device)[rows]
+            result = build_pseudo_labels(
+                self._predict(engine, x),
+                given,
+                delta=self.delta,
+                below=self.below,
+                ignore_value=self.ignore_value,
+                largest_component=self.largest_component,
+            )
+            label_paths = C.batch_paths(batch, self.label_key, size)
+            for k, j in enumerate(rows):
+                sid = ids[j]
+                if not result.refurbished[k]:
+                    self.skipped[sid] = str(result.reasons[k])
+                    continue
+                if result.fraction_changed[k] > self.max_fraction_changed:
+                    self.skipped[sid] = (
+                        f"the pseudo-label changes {result.fraction_changed[k]:.1%} of the voxels "
+                        f"(max_fraction_changed={self.max_fraction_changed})"
+                    )
+                    continue
+                self.skipped.pop(sid, None)
+                row = scores.get(sid) or {}
+                records.append(
+                    {
+                        "id": sid,
+                        "label": result.labels[k].detach().cpu().clone(),
+                        "epoch": epoch,
+                        "score": row.get("combined"),
+                        "fraction_changed": float(result.fraction_changed[k]),
+                        "affine": _affine_of(label, j),
+                        "label_path": label_paths[j] if j < len(label_paths) else "",
+                        "flagged": sid in flagged,
+                    }
+                )
+        return records, seen
+
+    def __call__(self, engine: Engine) -> None:
+        """End of a refurbishment epoch: pseudo-label the newly flagged samples, drop the re-scored clean ones."""
+        flagged = self._flagged(engine)
+        wanted = set(flagged) if self.refresh else flagged - set(self.store.ids())
+        net = C.engine_network(engine, _OWNER)
+        with C.eval_mode(net), torch.no_grad():
+            records, seen = self._pass(engine, wanted, flagged)
+        records = [r for part in C.gather_objects(records) for r in part]
+        seen = {i for part in C.gather_objects(sorted(seen)) for i in part}
+        if self.flags is not None and not callable(self.flags):
+            unknown = sorted(flagged - seen)
+            if unknown:
+                raise param_error(_OWNER, "flags", "ids of samples in probe_loader", unknown[:5])
+        epoch = int(engine.state.epoch)
+        removed = []
+        if self.unrefurbish_clean:
+            removed = [i for i in self.store.ids() if i not in flagged]
+            for i in removed:
+                self.store.remove(i)
+                self.history.pop(i, None)
+        for r in records:
+            meta = {"fraction_changed": r["fraction_changed"], "original_path": r["label_path"]}
+            self.store.put(r["id"], r["label"], epoch=epoch, score=r["score"], meta=meta)
+            self.history[r["id"]] = {
+                "epoch": epoch,
+                "score": r["score"],
+                "fraction_changed": r["fraction_changed"],
+                "path": "",
+                "label_path": r["label_path"],
+            }
+        if self.skipped:
+            self.logger.warning(f"{_OWNER}: epoch {epoch}: left unrefurbished: {dict(list(self.skipped.items())[:5])}")
+        self.logger.info(
+            f"{_OWNER}: epoch {epoch}: {len(flagged)} flagged, {len(records)} refurbished, "
+            f"{len(removed)} re-scored clean, {len(self.store)} in the store"
+        )
+        if C.is_main_process() and self.output_dir is not None:
+            self._write(records, removed)
+        self._publish(engine)
+
+    def _write(self, records: list[dict[str, Any]], removed: list[str]) -> None:
+        assert self.output_dir is not None
+        for i in removed:
+            remove_refurbished_label(self.output_dir, i)
+        for r in records:
+            path = write_refurbished_label(
+                r["label"],
+                self.output_dir,
+                r["id"],
+                affine=r["affine"],
+                original_path=r["label_path"] or None,
+                epoch=r["epoch"],
+                score=r["score"],
+                fraction_changed=r["fraction_changed"],
+            )
+            self.history[r["id"]]["path"] = str(path)
+
+    def _publish(self, engine: Engine) -> None:
+        """Fill the ``refurbished_label`` column (path, or ``"store"`` when nothing is written) and rewrite the CSV."""
+        table = C.label_scores_of(engine)
+        for row in table.values():
+            row["refurbished_label"] = None
+        for i, h in self.history.items():
+            if i not in table:
+                table[i] = C.new_row(i)
+                table[i]["label"] = h["label_path"]
+            table[i]["refurbished_label"] = h["path"] or "store"
+        C.write_outputs(engine, self.output_dir, None, {}, int(engine.state.epoch))
+
+    # ------------------------------------------------------------------------------------- checkpointing
+
+    def state_dict(self) -> dict[str, Any]:
+        """The store, the teacher, the history and the skipped ids (``torch.load(weights_only=True)`` safe)."""
+        return {
+            "store": self.store.state_dict(),
+            "teacher": {} if self.teacher is None else self.teacher.state_dict(),
+            "history": {i: dict(h) for i, h in self.history.items()},
+            "skipped": dict(self.skipped),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (the same ``store`` object is refilled, so pipelines see it)."""
+        try:
+            store, teacher, history, skipped = state["store"], state["teacher"], state["history"], state["skipped"]
+        except (KeyError, TypeError):
+            raise param_error(_OWNER, "state", "a dict from state_dict()", type(state).__name__) from None
+        self.store.load_state_dict(store)
+        if self.teacher is not None and teacher:
+            self.teacher.load_state_dict(teacher)
+        self.history = {str(i): dict(h) for i, h in history.items()}
+        self.skipped = {str(i): str(r) for i, r in skipped.items()}
+
+
+class PseudoLabelWeightedLoss(torch.nn.Module):
+    """A training loss whose pseudo-labelled samples are weighted by :class:`LabelRefurbishHandler`'s ramp.
+
+    ``loss`` must keep the batch dimension (``reduction="none"``, as every loss of
+    :mod:`monai_noisylabel.losses` and MONAI's ``DiceLoss``/``DiceCELoss``-style losses allow); the result
+    is ``mean_i(w_i * loss_i)`` with ``loss_i`` the per-sample mean. Without weights (no refurbished sample
+    in the batch, or outside a trainer) it is the plain batch mean.
+
+    Args:
+        loss: a per-sample loss callable ``loss(pred, target) -> (B, ...)``.
+        handler: the :class:`LabelRefurbishHandler` attached to the trainer.
+
+    Example:
+        >>> import torch
+        >>> ce = torch.nn.CrossEntropyLoss(reduction="none")
+        >>> handler = LabelRefurbishHandler([], LabelStore(), flags=[])
+        >>> f = PseudoLabelWeightedLoss(lambda p, y: ce(p, y[:, 0]), handler)
+        >>> float(f(torch.zeros(2, 2, 4, 4), torch.zeros(2, 1, 4, 4, dtype=torch.long)))  # log(2)
+        0.6931471824645996
+    """
+
+    def __init__(self, loss: Callable[..., torch.Tensor], handler: LabelRefurbishHandler) -> None:
+        super().__init__()
+        if not callable(loss):
+            raise param_error("PseudoLabelWeightedLoss", "loss", "a per-sample loss callable", loss)
+        if not isinstance(handler, LabelRefurbishHandler):
+            raise param_error("PseudoLabelWeightedLoss", "handler", "a LabelRefurbishHandler", type(handler).__name__)
+        self.loss = loss
+        self.handler = handler
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        per = per_sample_loss(self.loss, pred, target)
+        w = self.handler.batch_weights(per.shape[0])
+        if w is None:
+            return per.mean()
+        return (per * w.to(device=per.device, dtype=per.dtype)).mean()
