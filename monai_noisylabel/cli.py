@@ -1,12 +1,13 @@
-"""Command line: ``python -m monai_noisylabel {make-data,camus-datalist,check-datalist,corrupt} ...``."""
+"""Command line: ``python -m monai_noisylabel {make-data,camus-datalist,check-datalist,corrupt,report} ...``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -60,6 +61,67 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corruption_flags(manifest_path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
+    """Row id -> corrupted, from a ``corrupt_datalist`` manifest; a row is matched by id, else by its label path."""
+    try:
+        manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"report: {str(manifest_path)!r} is not a JSON corruption manifest: {e}") from e
+    samples = manifest.get("samples") if isinstance(manifest, Mapping) else None
+    if not isinstance(samples, list) or not all(isinstance(s, Mapping) and "id" in s for s in samples):
+        raise ValueError(f"report: {str(manifest_path)!r} has no 'samples' list of {{'id', 'corrupted'}} records.")
+    by_id = {str(s["id"]): bool(s.get("corrupted")) for s in samples}
+    by_path = {str(Path(str(s["new"])).resolve()): bool(s.get("corrupted")) for s in samples if s.get("new")}
+    flags = {}
+    for row in rows:
+        sid = str(row["id"])
+        if sid in by_id:
+            flags[sid] = by_id[sid]
+        elif row.get("label") and str(Path(str(row["label"])).resolve()) in by_path:
+            flags[sid] = by_path[str(Path(str(row["label"])).resolve())]
+    if rows and not flags:
+        raise ValueError(
+            f"report: no sample of {str(manifest_path)!r} matches a row of label_scores.csv (by id or label)."
+        )
+    return flags
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from monai_noisylabel.detection import detection_metrics
+    from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+    from monai_noisylabel.visualize import suspects_from_scores, write_report
+
+    csv_path = Path(args.output_dir) / LABEL_SCORES_FILENAME
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"report: {str(csv_path)!r} does not exist; a training run writes it.")
+    rows = read_label_scores(csv_path)
+    summary: dict[str, Any] = {"samples": len(rows), "flagged": sum(bool(r["flagged"]) for r in rows)}
+    is_corrupted = None
+    if args.corruption_manifest is not None:
+        is_corrupted = _corruption_flags(args.corruption_manifest, rows)
+        summary["corrupted (manifest)"] = sum(is_corrupted.values())
+        scored = [
+            (r["combined"], is_corrupted[r["id"]])
+            for r in rows
+            if r["combined"] is not None and r["id"] in is_corrupted
+        ]
+        if scored:
+            m = detection_metrics([s for s, _ in scored], [c for _, c in scored])
+            summary["detection AUROC (combined)"] = m["auroc"]
+            summary["detection AP (combined)"] = m["average_precision"]
+            summary[f"detection precision@{m['k']} (combined)"] = m["precision_at_k"]
+    suspects = None
+    if rows and all(r.get("image") and r.get("label") for r in rows):
+        suspects = suspects_from_scores(rows, top_k=args.top_k)
+    elif rows:
+        print("note: label_scores.csv has rows without image/label paths; no suspect figure.", file=sys.stderr)
+    path = write_report(
+        args.output_dir, rows=rows, suspects=suspects, is_corrupted=is_corrupted, summary=summary, top_k=args.top_k
+    )
+    print(path)
+    return 0
+
+
 def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
     """``corrupt``: dataset-level label corruption; implemented in transforms/label_noise/corrupt.py."""
     try:
@@ -105,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     _add_corrupt_parser(sub)
+
+    p = sub.add_parser("report", help="write <output-dir>/report/index.html from a run's label_scores.csv")
+    p.add_argument("--output-dir", required=True, type=Path, help="the run's output folder (has label_scores.csv)")
+    p.add_argument("--top-k", type=int, default=8, help="suspects shown and rows listed (default 8)")
+    p.add_argument(
+        "--corruption-manifest",
+        type=Path,
+        default=None,
+        help="manifest.json of `corrupt`: mark corrupted samples and add detection AUROC/AP to the summary",
+    )
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -135,12 +135,26 @@ def sample_id_of(data: Any, id_key: str = "id", label_key: str | None = "label")
     return None
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``."""
+    """Write ``payload`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (``0o666`` minus the umask), not
+    ``mkstemp``'s private ``0o600``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

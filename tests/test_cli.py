@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from monai_noisylabel.cli import main
+from monai_noisylabel.cli import build_parser, main
 
 
 def test_help_lists_commands():
@@ -33,3 +33,50 @@ def test_make_data_bad_size(tmp_path, capsys):
 def test_make_data_bad_num(tmp_path, capsys):
     assert main(["make-data", "echo", "--out", str(tmp_path), "--num", "0", "--quiet"]) == 2
     assert "'num' parameter" in capsys.readouterr().err
+
+
+def _run_dir(tmp_path):
+    """A run folder: label_scores.csv over 4 small NIfTI cases, case_3 and case_2 the most suspicious."""
+    import numpy as np
+
+    from monai_noisylabel.data import save_nifti
+    from monai_noisylabel.handlers import write_label_scores
+
+    rows = []
+    for i in range(4):
+        label = np.zeros((12, 12), np.uint8)
+        label[3 : 6 + i, 3:9] = 1
+        image = save_nifti(np.full((12, 12), float(i), np.float32), tmp_path / "data" / f"img{i}.nii.gz")
+        lab = save_nifti(label, tmp_path / "data" / f"lab{i}.nii.gz")
+        rows.append({"id": f"case_{i}", "image": str(image), "label": str(lab), "loss": i / 3, "combined": i / 3})
+    write_label_scores(tmp_path / "run" / "label_scores.csv", rows)
+    return tmp_path / "run", rows
+
+
+def test_report_cli(tmp_path, capsys):
+    run, rows = _run_dir(tmp_path)
+    samples = [{"id": f"case_{i}", "selected": i >= 2, "corrupted": i >= 2, "new": rows[i]["label"]} for i in range(3)]
+    samples.append({"id": "renamed", "selected": True, "corrupted": True, "new": rows[3]["label"]})  # matched by path
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"kind": "omission", "samples": samples}))
+    args = ["report", "--output-dir", str(run), "--top-k", "2", "--corruption-manifest", str(manifest)]
+    assert build_parser().parse_args(args).func.__name__ == "_cmd_report"
+    assert main(args) == 0
+    index = run / "report" / "index.html"
+    assert capsys.readouterr().out.strip() == str(index)
+    text = index.read_text()
+    assert 'detection AUROC (combined)</td><td class="num">1.000' in text and "detection AP (combined)" in text
+    assert {p.name for p in index.parent.glob("*.png")} == {"score_histograms.png", "suspects.png"}
+    assert "case_3" in text and "case_2" in text and "case_1" not in text
+
+
+def test_report_cli_errors(tmp_path, capsys):
+    assert main(["report", "--output-dir", str(tmp_path)]) == 2
+    assert "label_scores.csv" in capsys.readouterr().err
+    run, _ = _run_dir(tmp_path)
+    (tmp_path / "data" / "lab3.nii.gz").unlink()
+    assert main(["report", "--output-dir", str(run)]) == 2
+    assert "lab3.nii.gz" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text(json.dumps({"samples": [{"id": "other", "corrupted": True}]}))
+    assert main(["report", "--output-dir", str(run), "--corruption-manifest", str(tmp_path / "bad.json")]) == 2
+    assert "no sample" in capsys.readouterr().err
