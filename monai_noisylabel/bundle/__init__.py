@@ -1,0 +1,34 @@
+"""Code the bundles under ``bundles/`` instantiate by dotted ``_target_`` (bundle code lives in the installed package).
+
+- :func:`prepare_echo_data`: synthetic default data, CAMUS, or a user datalist, with optional noise injection.
+- :mod:`monai_noisylabel.bundle.workflow`: seeded network init, a per-sample Dice+CE loss, per-structure metric
+  transforms, resume from the latest checkpoint, progress lines with time left, and the end-of-training report.
+"""
+
+from __future__ import annotations
+
+from monai_noisylabel.bundle.data import SECTIONS, list_images, prepare_echo_data
+from monai_noisylabel.bundle.workflow import (
+    HISTORY_FILENAME,
+    ResumeFromLatestCheckpoint,
+    SampleDiceCELoss,
+    TrainingProgress,
+    as_flag,
+    channel_output_transform,
+    finish_training,
+    seeded_init,
+)
+
+__all__ = [
+    "SECTIONS",
+    "prepare_echo_data",
+    "list_images",
+    "HISTORY_FILENAME",
+    "ResumeFromLatestCheckpoint",
+    "SampleDiceCELoss",
+    "TrainingProgress",
+    "as_flag",
+    "channel_output_transform",
+    "finish_training",
+    "seeded_init",
+]

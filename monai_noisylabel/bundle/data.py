@@ -1,0 +1,219 @@
+"""Resolve a bundle's data: the built-in synthetic set, a CAMUS release, or a user datalist; optional noise injection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from monai_noisylabel.data import camus_datalist, generate_echo_dataset, load_datalist, write_datalist
+from monai_noisylabel.data.camus import detect_camus_release
+from monai_noisylabel.data.datalist import DatalistError
+from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist
+from monai_noisylabel.utils import check_choice, check_int, check_probability, param_error
+
+__all__ = ["prepare_echo_data", "list_images", "SECTIONS"]
+
+logger = logging.getLogger(__name__)
+
+SECTIONS = ("training", "validation", "test")
+_OWNER = "prepare_echo_data"
+
+
+def _is_camus(root: Path) -> bool:
+    try:
+        detect_camus_release(root)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _resolve_source(
+    dataset_dir: Path,
+    datalist: str | os.PathLike | None,
+    output_dir: Path,
+    num_synthetic: int,
+    image_size: Any,
+    seed: int,
+    camus_fold: int,
+) -> tuple[str, Path]:
+    """``(source, datalist path)``; generates the synthetic set or writes the CAMUS datalist when needed."""
+    if datalist is not None:
+        path = Path(datalist)
+        if not path.is_file():
+            raise FileNotFoundError(f"{_OWNER}: the 'datalist' file {str(path)!r} does not exist.")
+        return "datalist", path
+    own = dataset_dir / "datalist.json"
+    if own.is_file():
+        return "datalist", own
+    if dataset_dir.is_dir() and _is_camus(dataset_dir):
+        entries = camus_datalist(dataset_dir, fold=camus_fold)
+        return "camus", write_datalist(entries, output_dir / "camus_datalist.json")
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()):
+        raise param_error(
+            _OWNER,
+            "dataset_dir",
+            "an empty or missing folder (the synthetic set is generated there), a folder with a datalist.json, "
+            "or a CAMUS release",
+            str(dataset_dir),
+        )
+    size = tuple(int(s) for s in image_size)
+    logger.info(f"{_OWNER}: generating {num_synthetic} synthetic echo images {size} into {dataset_dir}")
+    return "synthetic", generate_echo_dataset(dataset_dir, num=num_synthetic, seed=seed, size=size)  # type: ignore[arg-type]
+
+
+def _prepare(
+    dataset_dir: Path,
+    datalist: str | os.PathLike | None,
+    output_dir: Path,
+    noise_kind: str | None,
+    noise_rate: float,
+    noise_seed: int,
+    noise_kwargs: Mapping[str, Any],
+    num_synthetic: int,
+    image_size: Any,
+    seed: int,
+    camus_fold: int,
+) -> dict[str, Any]:
+    source, path = _resolve_source(dataset_dir, datalist, output_dir, num_synthetic, image_size, seed, camus_fold)
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("training"), list) or not raw["training"]:
+        raise DatalistError(f"{_OWNER}: the datalist {str(path)!r} has no non-empty 'training' section.")
+    manifest_path = None
+    corrupted: list[str] | None = None
+    if noise_kind is not None and noise_rate > 0:
+        noisy_dir = output_dir / "noisy_labels"
+        manifest = corrupt_datalist(path, noise_kind, noise_rate, seed=noise_seed, out_dir=noisy_dir, **noise_kwargs)
+        corrupted = [str(m["id"]) for m in manifest["samples"] if m.get("corrupted")]
+        manifest_path = noisy_dir / "manifest.json"
+        path = noisy_dir / "datalist.json"
+    out: dict[str, Any] = {"source": source, "datalist": str(path), "corrupted": corrupted, "manifest": manifest_path}
+    for section in SECTIONS:
+        entries = load_datalist(path, section) if section == "training" or raw.get(section) else []
+        # only what the pipelines read: extra fields (CAMUS's EF, quality, ...) may be None or missing, which
+        # batch collation cannot handle
+        out[section] = [{k: e[k] for k in ("id", "image", "label")} for e in entries]
+    if not out["validation"]:
+        raise DatalistError(
+            f"{_OWNER}: the datalist {str(path)!r} needs a non-empty 'validation' section (clean labels)."
+        )
+    return out
+
+
+def prepare_echo_data(
+    dataset_dir: str | os.PathLike,
+    *,
+    output_dir: str | os.PathLike,
+    datalist: str | os.PathLike | None = None,
+    noise_kind: str | None = None,
+    noise_rate: float = 0.0,
+    noise_seed: int = 0,
+    noise_kwargs: Mapping[str, Any] | None = None,
+    num_synthetic: int = 600,
+    image_size: Sequence[int] = (256, 256),
+    seed: int = 0,
+    camus_fold: int = 1,
+) -> dict[str, Any]:
+    """The echo bundle's data, checked before training starts.
+
+    Where the data come from, in this order:
+
+    1. ``datalist``: a decathlon JSON (``training``, ``validation``, optional ``test``; relative paths resolve
+       against its folder);
+    2. ``<dataset_dir>/datalist.json`` (e.g. the synthetic set of an earlier run);
+    3. a CAMUS release in ``dataset_dir`` (2023 NIfTI or 2019 MetaImage; official split, ``camus_fold`` for
+       2019), its datalist written to ``<output_dir>/camus_datalist.json``;
+    4. an empty or missing ``dataset_dir``: ``num_synthetic`` synthetic echo images of ``image_size`` are
+       generated there (deterministic in ``seed``).
+
+    With ``noise_kind`` (``"random"``, ``"bias"``/``"systematic"``, ``"omission"``; ``None`` or ``"none"`` for
+    no noise) and ``noise_rate > 0``,
+    exactly ``round(rate * N)`` training labels are corrupted into ``<output_dir>/noisy_labels/`` by
+    :func:`~monai_noisylabel.transforms.corrupt_datalist` (originals untouched; validation/test stay clean),
+    and the corrupted ids are returned so detection can be scored against them. Under DDP rank 0 prepares
+    first and the other ranks then read what it wrote.
+
+    Returns:
+        ``{"training", "validation", "test"}`` (lists of ``{"id", "image", "label"}`` with absolute paths),
+        ``"corrupted"`` (ids, or ``None`` without noise), ``"manifest"`` (path or ``None``), ``"source"``
+        (``"synthetic"``, ``"camus"`` or ``"datalist"``) and ``"datalist"`` (the JSON used).
+
+    Raises:
+        ValueError: unknown ``noise_kind``, a ``noise_rate`` outside [0, 1], a non-empty ``dataset_dir`` that is
+            neither a dataset nor CAMUS, a datalist without training or validation samples.
+        FileNotFoundError: a missing datalist, listed file or CAMUS split file (the message names it).
+
+    Example:
+        >>> import tempfile
+        >>> d = prepare_echo_data(tempfile.mkdtemp(), output_dir=tempfile.mkdtemp(), num_synthetic=8,
+        ...                       image_size=(32, 32), noise_kind="bias", noise_rate=0.5)
+        >>> d["source"], len(d["corrupted"]) == round(0.5 * len(d["training"]))
+        ('synthetic', True)
+    """
+    if isinstance(noise_kind, str) and noise_kind.lower() in ("none", "null", ""):
+        noise_kind = None  # what `--noise_kind null` / `None` give on the command line
+    if noise_kind is not None:
+        check_choice(_OWNER, "noise_kind", noise_kind, (*LABEL_NOISE_KINDS, "systematic"))
+    noise_rate = check_probability(_OWNER, "noise_rate", noise_rate)
+    num_synthetic = check_int(_OWNER, "num_synthetic", num_synthetic, 4)
+    camus_fold = check_int(_OWNER, "camus_fold", camus_fold, 1, 10)
+    if len(tuple(image_size)) != 2:
+        raise param_error(_OWNER, "image_size", "two ints (H, W)", tuple(image_size))
+    args = (
+        Path(dataset_dir),
+        datalist,
+        Path(output_dir),
+        noise_kind,
+        noise_rate,
+        int(noise_seed),
+        dict(noise_kwargs or {}),
+        num_synthetic,
+        image_size,
+        int(seed),
+        camus_fold,
+    )
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if not distributed:
+        return _prepare(*args)
+    result = _prepare(*args) if dist.get_rank() == 0 else None
+    dist.barrier()
+    return result if result is not None else _prepare(*args)
+
+
+def list_images(
+    dataset_dir: str | os.PathLike,
+    *,
+    datalist: str | os.PathLike | None = None,
+    section: str = "test",
+    pattern: str = "*.nii*",
+) -> list[dict[str, str]]:
+    """Images for inference, as ``[{"image": path}]``.
+
+    From ``datalist`` (or ``<dataset_dir>/datalist.json``) when there is one: the ``section`` entries' images;
+    otherwise every file of ``dataset_dir`` matching ``pattern`` (sorted). A folder without images is an error.
+
+    Example:
+        >>> import tempfile
+        >>> from monai_noisylabel.data import generate_echo_dataset
+        >>> d = tempfile.mkdtemp()
+        >>> _ = generate_echo_dataset(d, num=8, size=(16, 16))
+        >>> len(list_images(d)) > 0
+        True
+    """
+    owner = "list_images"
+    root = Path(dataset_dir)
+    path = Path(datalist) if datalist is not None else root / "datalist.json"
+    if datalist is not None or path.is_file():
+        entries = load_datalist(path, section, keys=("image",), check_shapes=False)
+        return [{"image": e["image"]} for e in entries]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{owner}: the 'dataset_dir' folder {str(root)!r} does not exist.")
+    files = sorted(str(p) for p in root.glob(pattern) if p.is_file())
+    if not files:
+        raise param_error(owner, "pattern", f"a pattern matching image files in {str(root)!r}", pattern)
+    return [{"image": f} for f in files]

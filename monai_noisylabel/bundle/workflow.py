@@ -1,0 +1,379 @@
+"""Pieces the bundle configs instantiate by dotted ``_target_`` that MONAI and ignite do not provide.
+
+- :func:`seeded_init`: re-initialize a network from a seed without touching the global RNG.
+- :class:`SampleDiceCELoss`: Dice + cross-entropy that keeps one value per sample (MONAI's ``DiceCELoss``
+  has no ``reduction="none"``), for the detection handlers and :class:`~monai_noisylabel.handlers.PseudoLabelWeightedLoss`.
+- :func:`channel_output_transform`: the ``output_transform`` of a per-structure metric.
+- :class:`ResumeFromLatestCheckpoint`: a ``CheckpointLoader`` for the newest checkpoint of a folder, if any.
+- :class:`TrainingProgress`: per-epoch lines with the loss, epoch time and an estimate of the time left, and
+  ``history.json`` (training loss and validation metrics per epoch) for the report's curves.
+- :func:`finish_training`: after training, the report (``report/index.html``) and detection metrics against
+  the known corruption, printed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from monai.losses import DiceLoss
+from monai.utils import IgniteInfo, min_version, optional_import
+
+from monai_noisylabel.handlers._common import is_main_process
+from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+from monai_noisylabel.utils import atomic_write_text, check_int, param_error, sample_id_of
+
+Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+else:
+    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+
+__all__ = [
+    "as_flag",
+    "seeded_init",
+    "SampleDiceCELoss",
+    "channel_output_transform",
+    "ResumeFromLatestCheckpoint",
+    "TrainingProgress",
+    "finish_training",
+    "corrupted_ids",
+    "HISTORY_FILENAME",
+]
+
+logger = logging.getLogger(__name__)
+HISTORY_FILENAME = "history.json"
+
+
+def as_flag(value: Any, name: str = "flag") -> bool:
+    """A config switch as a bool: accepts bools, 0/1 and the strings ``true/false/yes/no/on/off/1/0``.
+
+    ``python -m monai.bundle run --refurbish false`` passes the STRING ``"false"`` (fire reads Python literals,
+    so only ``False`` is a bool), which plain truthiness would read as on.
+
+    Example:
+        >>> as_flag("false"), as_flag(True), as_flag("1")
+        (False, True, True)
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _FLAGS:
+        return _FLAGS[value.strip().lower()]
+    raise param_error("as_flag", name, "true or false", value)
+
+
+_FLAGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def seeded_init(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Re-initialize every submodule with ``reset_parameters`` from ``seed``, leaving the global RNG as it was.
+
+    Example:
+        >>> a, b = seeded_init(torch.nn.Linear(3, 2), 1), seeded_init(torch.nn.Linear(3, 2), 1)
+        >>> torch.equal(a.weight, b.weight)
+        True
+    """
+    seed = check_int("seeded_init", "seed", seed, 0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in network.modules():
+            reset = getattr(m, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return network
+
+
+class SampleDiceCELoss(torch.nn.Module):
+    """``lambda_dice * Dice + lambda_ce * CE`` per sample: ``(B,)`` for ``reduction="none"``, else reduced.
+
+    Labels are class-index maps ``(B, 1, *spatial)``; voxels equal to ``ignore_index`` are left out of both
+    terms (a pseudo-label's gated voxels). Softmax Dice over all classes except the background.
+
+    Example:
+        >>> loss = SampleDiceCELoss(reduction="none")
+        >>> loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4, dtype=torch.long)).shape
+        torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        include_background: bool = False,
+        lambda_dice: float = 1.0,
+        lambda_ce: float = 1.0,
+        ignore_index: int = 255,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise param_error("SampleDiceCELoss", "reduction", "'mean', 'sum' or 'none'", reduction)
+        self.dice = DiceLoss(include_background=include_background, softmax=True, reduction="none", soft_label=True)
+        self.lambda_dice, self.lambda_ce = float(lambda_dice), float(lambda_ce)
+        self.ignore_index = int(ignore_index)
+        self.reduction = reduction
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if labels.ndim != logits.ndim or labels.shape[1] != 1 or labels.shape[2:] != logits.shape[2:]:
+            raise param_error(
+                "SampleDiceCELoss",
+                "target",
+                f"a (B, 1, *spatial) class map for logits {tuple(logits.shape)}",
+                tuple(labels.shape),
+            )
+        y = labels[:, 0].long()
+        valid = y != self.ignore_index
+        y_safe = torch.where(valid, y, torch.zeros_like(y))
+        ce = torch.nn.functional.cross_entropy(logits.float(), y_safe, reduction="none") * valid
+        ce = ce.flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)
+        onehot = torch.nn.functional.one_hot(y_safe, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
+        mask = valid.unsqueeze(1).to(logits.dtype)
+        # ignored voxels: the target equals the prediction there, so they add nothing to Dice's terms
+        probs = torch.softmax(logits.float(), dim=1).detach()
+        target = onehot * mask + probs * (1 - mask)
+        dice = self.dice(logits, target).flatten(1).mean(1)
+        out = self.lambda_dice * dice + self.lambda_ce * ce
+        if self.reduction == "mean":
+            return out.mean()
+        if self.reduction == "sum":
+            return out.sum()
+        return out
+
+
+def channel_output_transform(channel: int, keys: Sequence[str] = ("pred", "label")) -> Callable[[Any], Any]:
+    """``output_transform`` for a MONAI metric handler that keeps one class channel of ``pred`` and ``label``.
+
+    The engine output is the list of decollated dicts (``pred``/``label`` one-hot ``(C, *spatial)``).
+
+    Example:
+        >>> f = channel_output_transform(1)
+        >>> p, y = f([{"pred": torch.zeros(3, 2, 2), "label": torch.ones(3, 2, 2)}])
+        >>> p[0].shape, float(y[0].sum())
+        (torch.Size([1, 2, 2]), 4.0)
+    """
+    c = check_int("channel_output_transform", "channel", channel, 0)
+
+    def _transform(output: Any) -> tuple[list[Any], list[Any]]:
+        items = output if isinstance(output, (list, tuple)) else [output]
+        return [i[keys[0]][c : c + 1] for i in items], [i[keys[1]][c : c + 1] for i in items]
+
+    return _transform
+
+
+_CKPT = re.compile(r"_(?:epoch|iteration)=(\d+)\.pt$")
+
+
+class ResumeFromLatestCheckpoint:
+    """Load the newest ``checkpoint_epoch=N.pt`` (ignite ``Checkpoint`` naming) of ``ckpt_dir`` at the start.
+
+    Nothing happens when ``enabled`` is false or the folder holds no checkpoint. It attaches MONAI's
+    ``CheckpointLoader``, which restores every object of ``load_dict`` (network, optimizer, trainer, and the
+    noisy-label handlers' ``state_dict``), so a killed run resumes where its last checkpoint left it.
+    """
+
+    def __init__(self, ckpt_dir: str | Path, load_dict: Mapping[str, Any], enabled: bool = True) -> None:
+        self.ckpt_dir = Path(ckpt_dir)
+        self.load_dict = dict(load_dict)
+        self.enabled = as_flag(enabled, "enabled")
+        self.path: Path | None = None
+
+    def latest(self) -> Path | None:
+        """The checkpoint with the highest epoch number, or ``None``."""
+        found = [(int(m.group(1)), p) for p in self.ckpt_dir.glob("*.pt") if (m := _CKPT.search(p.name))]
+        return max(found)[1] if found else None
+
+    def attach(self, engine: Engine) -> None:
+        from monai.handlers import CheckpointLoader
+
+        self.path = self.latest() if self.enabled else None
+        if self.path is not None:
+            logger.info(f"resuming from {self.path}")
+            # torch.load takes a device string; MONAI's hint says dict
+            CheckpointLoader(str(self.path), self.load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
+
+
+class TrainingProgress:
+    """Per-epoch progress lines (loss, seconds, estimated time left) and ``<output_dir>/history.json``.
+
+    Attach to the trainer; pass ``evaluator`` to also record its metrics each time it runs.
+    """
+
+    def __init__(
+        self, output_dir: str | Path | None = None, evaluator: Any = None, name: str = "TrainingProgress"
+    ) -> None:
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.evaluator = evaluator
+        self.logger = logging.getLogger(name)
+        self.history: dict[str, list[list[float]]] = {}
+        self._loss_sum = 0.0
+        self._loss_n = 0
+        self._t0 = 0.0
+        self._epoch_times: list[float] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        if self.evaluator is not None:
+            self.evaluator.add_event_handler(Events.COMPLETED, self._validated)
+        self._trainer = engine
+
+    def _epoch_started(self, engine: Engine) -> None:
+        self._loss_sum, self._loss_n, self._t0 = 0.0, 0, time.perf_counter()
+
+    def _iteration(self, engine: Engine) -> None:
+        out = engine.state.output
+        loss = out[0]["loss"] if isinstance(out, list) and out and "loss" in out[0] else None
+        if isinstance(out, Mapping):
+            loss = out.get("loss")
+        if loss is not None:
+            self._loss_sum += float(loss)
+            self._loss_n += 1
+
+    def _record(self, name: str, epoch: int, value: float) -> None:
+        series = [p for p in self.history.setdefault(name, []) if p[0] != epoch]
+        self.history[name] = [*series, [epoch, value]]
+
+    def _epoch_completed(self, engine: Engine) -> None:
+        epoch, total = int(engine.state.epoch), int(engine.state.max_epochs or 0)
+        took = time.perf_counter() - self._t0
+        self._epoch_times.append(took)
+        if self._loss_n:
+            self._record("train_loss", epoch, self._loss_sum / self._loss_n)
+        left = float(np.mean(self._epoch_times[-5:])) * (total - epoch)
+        loss_txt = f"{self._loss_sum / self._loss_n:.4f}" if self._loss_n else "n/a"
+        self.logger.info(f"epoch {epoch}/{total}: train loss {loss_txt}, {took:.1f} s, about {left / 60:.1f} min left")
+        self._save()
+
+    def _validated(self, evaluator: Engine) -> None:
+        epoch = int(getattr(self._trainer.state, "epoch", 0) or 0)
+        for name, value in evaluator.state.metrics.items():
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                self._record(name, epoch, v)
+        self._save()
+
+    def _save(self) -> None:
+        if self.output_dir is not None and is_main_process():
+            atomic_write_text(self.output_dir / HISTORY_FILENAME, json.dumps(self.history, indent=1) + "\n")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.history = {str(k): [[float(a), float(b)] for a, b in v] for k, v in state.get("history", {}).items()}
+
+
+def _predict_suspects(
+    suspects: list[dict[str, Any]],
+    network: torch.nn.Module,
+    preprocessing: Callable[[Any], Any],
+    entries: Mapping[str, Any],
+    device: Any,
+) -> None:
+    """Fill ``image``/``label``/``prediction`` of each suspect from the preprocessed training entry and the network."""
+    network.eval()
+    for s in suspects:
+        entry = entries.get(s["id"])
+        if entry is None:
+            continue
+        item = preprocessing(dict(entry))
+        with torch.no_grad():
+            logits = network(torch.as_tensor(item["image"])[None].to(device))
+        s["image"] = torch.as_tensor(item["image"]).cpu().numpy()
+        s["label"] = torch.as_tensor(item["label"]).cpu().numpy()
+        s["prediction"] = logits.argmax(1).cpu().numpy()
+
+
+def corrupted_ids(manifest: str | Path | None) -> list[str] | None:
+    """Ids whose label :func:`~monai_noisylabel.transforms.corrupt_datalist` changed, from its ``manifest.json``."""
+    if manifest is None or not Path(manifest).is_file():
+        return None
+    samples = json.loads(Path(manifest).read_text()).get("samples", [])
+    return [str(s["id"]) for s in samples if s.get("corrupted")]
+
+
+def finish_training(
+    output_dir: str | Path,
+    *,
+    entries: Sequence[Mapping[str, Any]] = (),
+    manifest: str | Path | None = None,
+    network: torch.nn.Module | None = None,
+    preprocessing: Callable[[Any], Any] | None = None,
+    device: Any = "cpu",
+    top_k: int = 8,
+    title: str = "Echo label quality report",
+) -> dict[str, Any]:
+    """After training (rank 0): detection metrics against the known corruption, the report, a printed summary.
+
+    Reads ``<output_dir>/label_scores.csv`` and ``history.json``; with the ``manifest.json`` of the injected
+    noise (:func:`~monai_noisylabel.bundle.prepare_echo_data`), computes AUROC and average precision of every
+    score column against the known corrupted ids with :func:`~monai_noisylabel.detection.detection_metrics`.
+    The top ``top_k`` suspects are drawn with the network's prediction (``entries``: the training data list;
+    ``preprocessing``: the training pipeline without augmentation). Writes ``report/index.html`` and
+    ``detection_metrics.json``; returns the summary.
+    """
+    from monai_noisylabel.detection import detection_metrics
+    from monai_noisylabel.visualize import suspects_from_scores, write_report
+
+    out = Path(output_dir)
+    summary: dict[str, Any] = {}
+    if not is_main_process():
+        return summary
+    scores_path = out / LABEL_SCORES_FILENAME
+    rows = read_label_scores(scores_path) if scores_path.is_file() else []
+    corrupted = corrupted_ids(manifest)
+    is_corrupted = None
+    if corrupted is not None and rows:
+        bad = set(corrupted)
+        is_corrupted = {r["id"]: r["id"] in bad for r in rows}
+        truth = np.array([is_corrupted[r["id"]] for r in rows])
+        if 0 < truth.sum() < len(truth):
+            for col in ("vog", "loss", "gmm_noisy_prob", "offset", "combined"):
+                values = np.array([np.nan if r[col] is None else float(r[col]) for r in rows])
+                if np.isfinite(values).all():
+                    m = detection_metrics(values, truth)
+                    summary[f"auroc_{col}"] = round(float(m["auroc"]), 4)
+                    summary[f"ap_{col}"] = round(float(m["average_precision"]), 4)
+    history_path = out / HISTORY_FILENAME
+    history = json.loads(history_path.read_text()) if history_path.is_file() else None
+    if history:
+        for name, series in history.items():
+            if series and "dice" in name.lower():
+                summary[f"final_{name}"] = round(float(series[-1][1]), 4)
+    summary["num_flagged"] = sum(bool(r["flagged"]) for r in rows)
+    summary["num_refurbished"] = sum(bool(r["refurbished_label"]) for r in rows)
+    suspects = None
+    if rows:
+        suspects = suspects_from_scores(rows, top_k=top_k)
+        if network is not None and preprocessing is not None:
+            # the handlers' ids: the entry's id, else the label's file name as LoadImaged records it
+            by_id = {sample_id_of(e) or str(e.get("label", "")): e for e in entries}
+            _predict_suspects(suspects, network, preprocessing, by_id, device)
+    report = write_report(
+        out,
+        rows=rows or None,
+        history=history,
+        suspects=suspects,
+        is_corrupted=is_corrupted,
+        summary=summary,
+        title=title,
+        top_k=top_k,
+    )
+    atomic_write_text(out / "detection_metrics.json", json.dumps(summary, indent=1) + "\n")
+    summary["report"] = str(report)
+    print(f"report: {report}")
+    if "auroc_combined" in summary:
+        print(f"detection AUROC against the known corruption (combined score): {summary['auroc_combined']:.3f}")
+    return summary

@@ -1,0 +1,115 @@
+"""monai_noisylabel.bundle: the pieces the bundle configs instantiate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.losses import DiceCELoss
+
+from monai_noisylabel.bundle import (
+    ResumeFromLatestCheckpoint,
+    SampleDiceCELoss,
+    as_flag,
+    channel_output_transform,
+    list_images,
+    prepare_echo_data,
+    seeded_init,
+)
+from monai_noisylabel.bundle.workflow import corrupted_ids
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), ("false", False), ("On", True), (0, False), ("1", True)])
+def test_as_flag(value, expected):
+    assert as_flag(value) is expected
+
+
+def test_as_flag_rejects_other_values():
+    with pytest.raises(ValueError, match="'refurbish'.*'maybe'"):
+        as_flag("maybe", "refurbish")
+
+
+def test_seeded_init_is_reproducible_and_leaves_the_global_rng():
+    nets = [torch.nn.Conv2d(1, 4, 3) for _ in range(3)]  # construction itself draws from the global RNG
+    state = torch.random.get_rng_state()
+    a, b, c = seeded_init(nets[0], 7), seeded_init(nets[1], 7), seeded_init(nets[2], 8)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
+
+
+def test_sample_dice_ce_matches_monai_and_ignores_voxels():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 8, 8, generator=g)
+    labels = torch.randint(0, 4, (3, 1, 8, 8), generator=g)
+    ours = SampleDiceCELoss(reduction="none")(logits, labels)
+    assert ours.shape == (3,)
+    ref = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
+    assert float(ours.mean()) == pytest.approx(float(ref(logits, labels)), rel=1e-4)
+    # ignored voxels contribute nothing: changing the logits there leaves the loss unchanged
+    ignored = labels.clone()
+    ignored[:, :, :4] = 255
+    other = logits.clone()
+    other[:, :, :4] += 5.0
+    loss = SampleDiceCELoss(reduction="none")
+    assert torch.allclose(loss(logits, ignored), loss(other, ignored), atol=1e-6)
+    with pytest.raises(ValueError, match="'target'"):
+        loss(logits, labels[:, 0])
+
+
+def test_channel_output_transform():
+    out = [{"pred": torch.arange(12.0).view(3, 2, 2), "label": torch.zeros(3, 2, 2)}]
+    p, y = channel_output_transform(2)(out)
+    assert torch.equal(p[0], torch.arange(8.0, 12.0).view(1, 2, 2)) and y[0].shape == (1, 2, 2)
+
+
+def test_resume_picks_the_newest_checkpoint(tmp_path):
+    for e in (2, 10, 3):
+        (tmp_path / f"checkpoint_epoch={e}.pt").write_bytes(b"")
+    (tmp_path / "other.pt").write_bytes(b"")
+    assert ResumeFromLatestCheckpoint(tmp_path, {}).latest().name == "checkpoint_epoch=10.pt"
+    assert ResumeFromLatestCheckpoint(tmp_path / "none", {}).latest() is None
+
+
+def test_prepare_echo_data_without_noise_and_reuse(tmp_path):
+    first = prepare_echo_data(tmp_path / "data", output_dir=tmp_path / "out", num_synthetic=8, image_size=(16, 16))
+    again = prepare_echo_data(
+        tmp_path / "data", output_dir=tmp_path / "out", num_synthetic=8, image_size=(16, 16), noise_kind="none"
+    )
+    assert first["source"] == "synthetic" and again["source"] == "datalist"
+    assert first["corrupted"] is None and again["corrupted"] is None
+    assert first["training"] == again["training"]
+    assert set(first["training"][0]) == {"id", "image", "label"}
+
+
+def test_prepare_echo_data_noise_is_recorded(tmp_path):
+    d = prepare_echo_data(
+        tmp_path / "data",
+        output_dir=tmp_path / "out",
+        num_synthetic=12,
+        image_size=(16, 16),
+        noise_kind="omission",
+        noise_rate=0.5,
+    )
+    assert d["corrupted"] == corrupted_ids(d["manifest"])
+    assert all(str(tmp_path / "out") in e["label"] for e in d["training"] if e["id"] in d["corrupted"])
+    assert all(str(tmp_path / "data") in e["label"] for e in d["validation"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"noise_rate": 1.5}, "'noise_rate'"),
+        ({"image_size": (16,)}, "'image_size'"),
+        ({"camus_fold": 11}, "'camus_fold'"),
+    ],
+)
+def test_prepare_echo_data_bad_arguments(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_echo_data(tmp_path / "data", output_dir=tmp_path / "out", **kwargs)
+
+
+def test_list_images(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset_dir"):
+        list_images(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="'pattern'"):
+        list_images(tmp_path / "empty")
