@@ -5,9 +5,10 @@ For every noise kind (random, systematic, omission) and rate (default 0.25, 0.5)
 set, and after every epoch measures in eval mode, without augmentation, each training sample's loss,
 its volume-offset distance from the clean validation set's offsets (the trusted reference), and its
 input gradients for VoG (both targets). It then prints AUROC and average precision against
-the known corrupted set for every score of :mod:`monai_noisylabel.detection`, next to a
-cleanlab-style baseline (the softmin of per-pixel self-confidence of the final model, computed here with
-:func:`~monai_noisylabel.detection.image_label_quality`; cleanlab itself is not a dependency).
+the known corrupted set for every score of :mod:`monai_noisylabel.detection`, next to cleanlab's
+``segmentation.rank.get_label_quality_scores`` on the same final model (column ``cleanlab``; NaN unless the
+``cleanlab`` extra is installed) and the same softmin of per-pixel self-confidence computed with
+:func:`~monai_noisylabel.detection.image_label_quality` (column ``selfconf``).
 
 Corruption (implemented here with MONAI's ``utils_morphological_ops``; square structuring elements):
 
@@ -147,6 +148,17 @@ def dice_per_class(pred: np.ndarray, label: np.ndarray) -> list[float]:
     return out
 
 
+def cleanlab_scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """cleanlab's ``segmentation.rank.get_label_quality_scores`` (softmin) on the final model, as suspicion
+    (``1 - quality``); NaN when cleanlab is not installed (``pip install ".[cleanlab]"``)."""
+    try:
+        from cleanlab.segmentation.rank import get_label_quality_scores
+    except ImportError:
+        return np.full(len(labels), np.nan)
+    quality, _ = get_label_quality_scores(labels[:, 0].astype(np.int64), probs, method="softmin", verbose=False)
+    return 1.0 - np.asarray(quality, dtype=np.float64)
+
+
 def run_cell(args: argparse.Namespace, data: dict[str, np.ndarray], kind: str, rate: float) -> dict[str, object]:
     device = args.device
     rng = np.random.default_rng([args.seed, KINDS.index(kind), round(rate * 1000)])
@@ -221,7 +233,10 @@ def run_cell(args: argparse.Namespace, data: dict[str, np.ndarray], kind: str, r
         "offset_window_noref": offsets_noref.scores(),
         "selfconf": 1.0 - image_label_quality(pixel_label_quality(probs, noisy)),
     }
+    scores["cleanlab"] = cleanlab_scores(probs, noisy)
     scores["comb_loss_offset"] = combine_scores({"loss": loss_window, "offset": offset_window})
+    # an alternative to the default rank MEAN: the rank MAX (a sample is suspect when either score says so)
+    scores["comb_max_loss_offset"] = np.maximum(combine_scores([loss_window]), combine_scores([offset_window]))
     scores["comb_loss_offset_vog"] = combine_scores(
         {"loss": loss_window, "offset": offset_window, "vog": scores["vog_loss"]}, include=["loss", "offset", "vog"]
     )
