@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -235,12 +236,19 @@ def run_cell(args: argparse.Namespace, data: dict[str, np.ndarray], kind: str, r
     }
     scores["cleanlab"] = cleanlab_scores(probs, noisy)
     scores["comb_loss_offset"] = combine_scores({"loss": loss_window, "offset": offset_window})
+    scores["comb_sep_loss_offset"] = combine_scores(
+        {"loss": loss_window, "offset": offset_window}, weights="separation"
+    )
     # an alternative to the default rank MEAN: the rank MAX (a sample is suspect when either score says so)
     scores["comb_max_loss_offset"] = np.maximum(combine_scores([loss_window]), combine_scores([offset_window]))
     scores["comb_loss_offset_vog"] = combine_scores(
         {"loss": loss_window, "offset": offset_window, "vog": scores["vog_loss"]}, include=["loss", "offset", "vog"]
     )
     scores["comb_loss_vog"] = combine_scores({"loss": loss_window, "vog": scores["vog_loss"]}, include=["loss", "vog"])
+    if args.save_scores:
+        out = Path(args.save_scores)
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez(out / f"{kind}_{rate:g}.npz", corrupted=corrupted, **scores)
     nan = dict.fromkeys(("auroc", "average_precision", "precision_at_k", "recall_at_k"), float("nan"))
     # a stage with fewer than 2 checkpoints has no variance yet (NaN): report NaN rather than fail
     metrics = {name: nan if np.isnan(s).any() else detection_metrics(s, corrupted) for name, s in scores.items()}
@@ -282,6 +290,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--save-scores", default=None, help="also save every cell's per-sample scores (npz) here")
     args = parser.parse_args()
     args.radius = args.radius or max(2, args.size // 32)
     args.bias_radius = args.bias_radius or max(1, args.size // 64)

@@ -20,6 +20,7 @@ from monai_noisylabel.detection.ranking import (
     combine_scores,
     detection_metrics,
     normalize_scores,
+    separation_weight,
 )
 from monai_noisylabel.detection.sample_loss import SampleLossAccumulator, per_sample_loss, sample_loss_scores
 from monai_noisylabel.detection.vog import VOG_STAGES, VoGAccumulator, input_gradients, vog_scores
@@ -30,6 +31,7 @@ __all__ = [
     "SampleLossAccumulator",
     "VoGAccumulator",
     "combine_scores",
+    "separation_weight",
     "detection_metrics",
     "gmm_noisy_probability",
     "image_label_quality",

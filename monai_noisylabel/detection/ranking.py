@@ -7,25 +7,69 @@ must be flipped (``1 - q``) before they are combined.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.mixture import GaussianMixture
 
 from monai_noisylabel.detection._checks import as_float_array, as_int_array
 from monai_noisylabel.utils import check_choice, check_int, param_error
 
-__all__ = ["DEFAULT_COMBINED_SCORES", "normalize_scores", "combine_scores", "detection_metrics"]
+__all__ = [
+    "DEFAULT_COMBINED_SCORES",
+    "normalize_scores",
+    "separation_weight",
+    "combine_scores",
+    "detection_metrics",
+]
 
 #: Scores that :func:`combine_scores` averages when it is given a mapping and no ``include``.
 #: Chosen from ``benchmarks/bench_detection.py`` (echo phantoms, CPU, 64x64): the per-sample loss averaged
 #: over a window of epochs is the strongest single score for omissions (AUROC 1.00) but drops to 0.71 on a
 #: 50 % systematic bias; the directional offset (window mean, clean reference) sees the bias (1.00) but is
-#: weaker on 50 % omission (0.85). Their rank average scored AUROC 0.90-1.00 in every cell, above the
-#: VoG variants (0.04-0.78) and the self-confidence baseline (0.33-0.88).
+#: weaker on 50 % omission (0.85). Their rank average scored AUROC 0.88-1.00 in every cell, above the
+#: VoG variants (0.04-0.81) and cleanlab's label-quality score (0.32-0.91); weighted by
+#: :func:`separation_weight` (``weights="separation"``, the handlers' default) 0.99-1.00.
 DEFAULT_COMBINED_SCORES: tuple[str, ...] = ("loss", "offset")
+
+
+def separation_weight(values: Any, *, cap: float = 5.0, min_fraction: float = 0.02, random_state: int = 0) -> float:
+    """How cleanly a score splits the samples into two groups: Ashman's D of a 2-Gaussian fit, squared.
+
+    The finite values are min-max normalized and fitted with scikit-learn's ``GaussianMixture(2)``;
+    ``D = sqrt(2) |m1 - m2| / sqrt(v1 + v2)`` (D > 2: two well separated groups). It is capped at ``cap``
+    (a few outliers fitted as their own tight component would otherwise get all the weight) and set to 0
+    when the smaller component holds less than ``min_fraction`` of the samples or there are fewer than 4
+    distinct values. Returns ``D ** 2``, the weight :func:`combine_scores` gives the score with
+    ``weights="separation"``: a score whose noisy group stands apart counts more than one the network's
+    memorization has blurred (on a 50 % systematic bias the loss window splits weakly, D = 2.0, while the
+    offset splits cleanly, D = 4.2; see ``benchmarks/README.md``).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> two = np.r_[rng.normal(0, 1, 80), rng.normal(8, 1, 20)]
+        >>> separation_weight(two) > separation_weight(rng.normal(0, 1, 100))
+        True
+    """
+    x = as_float_array("separation_weight", "values", values, ndim=1)
+    x = x[np.isfinite(x)]
+    if np.unique(x).size < 4:
+        return 0.0
+    x = (x - x.min()) / (x.max() - x.min())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm = GaussianMixture(2, reg_covar=5e-4, random_state=random_state).fit(x[:, None])
+    if float(gmm.weights_.min()) < min_fraction:
+        return 0.0
+    m, v = gmm.means_.ravel(), gmm.covariances_.ravel()
+    d = float(np.sqrt(2.0) * abs(m[0] - m[1]) / np.sqrt(v[0] + v[1]))
+    return min(d, cap) ** 2
+
 
 _NORMALIZE = ("raw", "zscore", "abs_zscore", "group_zscore")
 
@@ -104,6 +148,14 @@ def _fractional_ranks(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def _named_weights(owner: str, weights: str, arrays: list[np.ndarray]) -> np.ndarray:
+    check_choice(owner, "weights", weights, ("equal", "separation"))
+    if weights == "equal" or len(arrays) == 1:
+        return np.ones(len(arrays))
+    w = np.array([separation_weight(a) for a in arrays])
+    return w if np.any(w > 0) else np.ones(len(arrays))  # no score splits: fall back to equal weights
+
+
 def _resolve_combination(
     scores: Any, weights: Any, include: Sequence[str] | None
 ) -> tuple[list[str], list[np.ndarray], np.ndarray]:
@@ -120,12 +172,16 @@ def _resolve_combination(
             if missing or not names:
                 raise param_error(owner, "include", f"a non-empty subset of {sorted(scores)}", include)
         arrays = [as_float_array(owner, f"scores[{k!r}]", scores[k], ndim=1) for k in names]
-        if weights is None:
+        if isinstance(weights, str):
+            w = _named_weights(owner, weights, arrays)
+        elif weights is None:
             w = np.ones(len(names))
         elif isinstance(weights, Mapping):
             w = np.array([float(weights.get(k, 1.0)) for k in names])
         else:
-            raise param_error(owner, "weights", "None or a mapping from score name to weight", weights)
+            raise param_error(
+                owner, "weights", "None, 'equal', 'separation' or a mapping from score name to weight", weights
+            )
     else:
         if include is not None:
             raise param_error(owner, "include", "None when scores is a sequence", include)
@@ -135,7 +191,10 @@ def _resolve_combination(
             raise param_error(owner, "scores", "a non-empty mapping or sequence of score arrays", scores)
         names = [str(i) for i in range(len(scores))]
         arrays = [as_float_array(owner, f"scores[{i}]", s, ndim=1) for i, s in enumerate(scores)]
-        w = np.ones(len(arrays)) if weights is None else as_float_array(owner, "weights", weights, ndim=1)
+        if isinstance(weights, str):
+            w = _named_weights(owner, weights, arrays)
+        else:
+            w = np.ones(len(arrays)) if weights is None else as_float_array(owner, "weights", weights, ndim=1)
         if w.shape[0] != len(arrays):
             raise param_error(owner, "weights", f"{len(arrays)} weights (one per score)", f"{w.shape[0]} weights")
     if len({a.shape[0] for a in arrays}) != 1:
@@ -162,7 +221,9 @@ def combine_scores(
     Args:
         scores: a mapping from name to ``(N,)`` scores (higher = more suspicious), or a sequence of them.
         weights: non-negative weights, a mapping by name (missing names weigh 1) when ``scores`` is a
-            mapping, a sequence otherwise. Default: equal weights.
+            mapping, a sequence otherwise; or ``"equal"``; or ``"separation"``: each score weighs
+            :func:`separation_weight` (how cleanly it splits the samples in two), equal weights when none
+            splits. Default: equal weights.
         include: names to combine when ``scores`` is a mapping. Default: the names of
             :data:`DEFAULT_COMBINED_SCORES` (``loss`` and ``offset``) that are present, or every given
             score when none of them is.

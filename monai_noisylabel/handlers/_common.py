@@ -29,7 +29,12 @@ Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_
 
 #: attribute of ``engine.state`` holding the combine/flag options set by ``LabelQualityReportHandler``.
 OPTIONS_ATTR = "label_scores_options"
-DEFAULT_OPTIONS: dict[str, Any] = {"include": None, "weights": None, "gmm_threshold": 0.5, "flag_fraction": None}
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "include": None,
+    "weights": "separation",
+    "gmm_threshold": 0.5,
+    "flag_fraction": None,
+}
 
 
 # ----------------------------------------------------------------------------------------------- sample ids

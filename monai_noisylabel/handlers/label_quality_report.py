@@ -11,7 +11,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.handlers import _common as C
 from monai_noisylabel.handlers.label_scores import SCORE_COLUMNS
-from monai_noisylabel.utils import check_number, check_probability, param_error
+from monai_noisylabel.utils import check_choice, check_number, check_probability, param_error
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -39,7 +39,9 @@ class LabelQualityReportHandler:
         output_dir: folder of ``label_scores.csv``.
         include: score columns that ``combined`` rank-averages (:func:`~monai_noisylabel.detection.combine_scores`);
             default: its documented default (``loss`` and ``offset`` when present, else every present score).
-        weights: a mapping from score name to weight (default equal).
+        weights: ``"separation"`` (default: each score weighs how cleanly it splits the samples in two,
+            :func:`~monai_noisylabel.detection.separation_weight`), ``"equal"``, or a mapping from score
+            name to weight.
         gmm_threshold: a sample with ``gmm_noisy_prob`` above it is flagged (DivideMix: 0.5).
         flag_fraction: also flag this fraction of samples with the highest ``combined`` (default: off).
         summary_writer: a TensorBoard ``SummaryWriter``, or ``None``.
@@ -71,7 +73,7 @@ class LabelQualityReportHandler:
         output_dir: str | Path,
         *,
         include: Sequence[str] | None = None,
-        weights: Mapping[str, float] | None = None,
+        weights: Mapping[str, float] | str | None = "separation",
         gmm_threshold: float = 0.5,
         flag_fraction: float | None = None,
         summary_writer: Any = None,
@@ -84,7 +86,9 @@ class LabelQualityReportHandler:
             include = list(include)
             if not include or any(n not in SCORE_COLUMNS for n in include):
                 raise param_error(_OWNER, "include", f"None or a non-empty subset of {list(SCORE_COLUMNS)}", include)
-        if weights is not None:
+        if isinstance(weights, str):
+            check_choice(_OWNER, "weights", weights, ("separation", "equal"))
+        elif weights is not None:
             if not isinstance(weights, Mapping) or any(k not in SCORE_COLUMNS for k in weights):
                 raise param_error(
                     _OWNER, "weights", f"None or a mapping from {list(SCORE_COLUMNS)} to weights", weights

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from monai_noisylabel.detection import DEFAULT_COMBINED_SCORES, combine_scores, detection_metrics, normalize_scores
+from monai_noisylabel.detection import (
+    DEFAULT_COMBINED_SCORES,
+    combine_scores,
+    detection_metrics,
+    normalize_scores,
+    separation_weight,
+)
 
 
 def test_normalize_hand_values():
@@ -101,3 +107,32 @@ def test_metrics_perfect_ties_inf_and_single_class():
 def test_metrics_bad_input(scores, y, kwargs, match):
     with pytest.raises(ValueError, match=match):
         detection_metrics(scores, y, **kwargs)
+
+
+def test_separation_weight_prefers_the_score_that_splits():
+    rng = np.random.default_rng(0)
+    corrupted = np.r_[np.zeros(50, bool), np.ones(50, bool)]
+    splits = np.where(corrupted, rng.normal(6, 1, 100), rng.normal(0, 1, 100))  # two clear groups
+    blurred = np.where(corrupted, rng.normal(0.6, 1, 100), rng.normal(0, 1, 100))  # mostly overlapping
+    w_split, w_blur = separation_weight(splits), separation_weight(blurred)
+    assert w_split > 4 * w_blur and w_split <= 25.0  # D capped at 5
+    from sklearn.metrics import roc_auc_score
+
+    equal = roc_auc_score(corrupted, combine_scores([splits, blurred]))
+    weighted = roc_auc_score(corrupted, combine_scores([splits, blurred], weights="separation"))
+    assert weighted > equal and weighted > 0.99
+
+
+def test_separation_weight_degenerate_inputs():
+    assert separation_weight([1.0, 1.0, 2.0]) == 0.0  # fewer than 4 distinct values
+    outlier = np.r_[np.linspace(0, 1, 199), 1000.0]  # one outlier is not a group
+    assert separation_weight(outlier) == 0.0
+    assert separation_weight([np.nan, np.inf, 1, 2, 3, 4, 5]) >= 0.0
+    # no score can be weighed (too few distinct values): equal weights
+    a, b = np.array([0.0, 1.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0, 0.0])
+    assert np.allclose(combine_scores([a, b], weights="separation"), combine_scores([a, b]))
+
+
+def test_named_weights_are_checked():
+    with pytest.raises(ValueError, match="'weights'"):
+        combine_scores([[1.0, 2.0], [2.0, 1.0]], weights="best")
