@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from _array_helpers import assert_unchanged, devices, snapshot, to_numpy  # tests/transforms (on sys.path)
 from monai.data import MetaTensor
 
 from monai_noisylabel.data.synthetic import make_echo_case
@@ -63,15 +63,11 @@ def label_3d(size: int = 20, seed: int = 0) -> np.ndarray:
     return lab[None]
 
 
-def _devices() -> list[str]:
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
 def kinds() -> Iterator[tuple[str, Callable[[np.ndarray], Any]]]:
     """(name, make) pairs over containers and dtypes: numpy uint8/int32, torch int64/float32, MetaTensor."""
     yield "numpy-uint8", lambda a: a.astype(np.uint8)
     yield "numpy-int32", lambda a: a.astype(np.int32)
-    for dev in _devices():
+    for dev in devices():
         yield f"torch-int64-{dev}", lambda a, dev=dev: torch.as_tensor(a.astype(np.int64), device=dev)
         yield f"torch-float32-{dev}", lambda a, dev=dev: torch.as_tensor(a.astype(np.float32), device=dev)
         yield (
@@ -82,44 +78,6 @@ def kinds() -> Iterator[tuple[str, Callable[[np.ndarray], Any]]]:
                 meta={"filename_or_obj": "case_001.nii.gz"},
             ),
         )
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def snapshot(x: Any) -> Any:
-    """A deep copy of an input (array, tensor, MetaTensor with meta, dict) to compare against later."""
-    if isinstance(x, MetaTensor):
-        return (x.as_tensor().clone(), copy.deepcopy(dict(x.meta)))
-    if isinstance(x, torch.Tensor):
-        return x.clone()
-    if isinstance(x, np.ndarray):
-        return x.copy()
-    if isinstance(x, dict):
-        return {k: snapshot(v) for k, v in x.items()}
-    return copy.deepcopy(x)
-
-
-def assert_unchanged(before: Any, x: Any) -> None:
-    """Fail if ``x`` differs from its earlier :func:`snapshot` (values, meta keys and values, affine)."""
-    if isinstance(x, MetaTensor):
-        data, meta = before
-        assert torch.equal(data, x.as_tensor()), "input values were modified"
-        assert set(meta) == set(x.meta), f"input meta keys changed: {set(x.meta) ^ set(meta)}"
-        assert torch.equal(torch.as_tensor(meta["affine"]), torch.as_tensor(x.meta["affine"])), "affine modified"
-    elif isinstance(x, torch.Tensor):
-        assert torch.equal(before, x), "input tensor was modified"
-    elif isinstance(x, np.ndarray):
-        np.testing.assert_array_equal(before, x)
-    elif isinstance(x, dict):
-        assert set(before) == set(x), "input dict keys changed"
-        for k in x:
-            assert_unchanged(before[k], x[k])
-    else:
-        assert before == x
 
 
 def assert_kind(out: Any, ref: Any) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from _array_helpers import assert_unchanged, devices, snapshot, to_numpy  # tests/transforms (on sys.path)
 from monai.data import MetaTensor
 from monai.utils import get_equivalent_dtype
 
@@ -17,14 +17,10 @@ AFFINE_3D = torch.tensor([[0.7, 0, 0, 3.0], [0, 0.8, 0, -2.0], [0, 0, 1.5, 1.0],
 AFFINE_2D = torch.tensor([[0.2, 0, 0, 1.0], [0, 0.3, 0, 2.0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
 
 
-def _devices() -> list[str]:
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-
-
 def kinds() -> Iterator[tuple[str, Callable[[np.ndarray], Any]]]:
     """(name, make) pairs: numpy, torch and MetaTensor (with a non-trivial affine) on every device."""
     yield "numpy", lambda a: a.copy()
-    for dev in _devices():
+    for dev in devices():
         yield f"torch-{dev}", lambda a, dev=dev: torch.as_tensor(a.copy(), device=dev)
         yield (
             f"meta-{dev}",
@@ -34,49 +30,6 @@ def kinds() -> Iterator[tuple[str, Callable[[np.ndarray], Any]]]:
                 meta={"filename_or_obj": "case_001.nii.gz"},
             ),
         )
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def snapshot(x: Any) -> Any:
-    """A deep copy of an input (array, tensor, MetaTensor with meta, dict, list) to compare against later."""
-    if isinstance(x, MetaTensor):
-        return (x.as_tensor().clone(), copy.deepcopy(dict(x.meta)))
-    if isinstance(x, torch.Tensor):
-        return x.clone()
-    if isinstance(x, np.ndarray):
-        return x.copy()
-    if isinstance(x, dict):
-        return {k: snapshot(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [snapshot(v) for v in x]
-    return copy.deepcopy(x)
-
-
-def assert_unchanged(before: Any, x: Any) -> None:
-    """Fail if ``x`` differs from its earlier :func:`snapshot` ``before`` (values, meta keys, affine)."""
-    if isinstance(x, MetaTensor):
-        data, meta = before
-        assert torch.equal(data, x.as_tensor()), "input values were modified"
-        assert set(meta) == set(x.meta), f"input meta keys changed: {set(x.meta) ^ set(meta)}"
-        assert torch.equal(torch.as_tensor(meta["affine"]), torch.as_tensor(x.meta["affine"])), "affine modified"
-    elif isinstance(x, torch.Tensor):
-        assert torch.equal(before, x), "input tensor was modified"
-    elif isinstance(x, np.ndarray):
-        np.testing.assert_array_equal(before, x)
-    elif isinstance(x, dict):
-        assert set(before) == set(x), "input dict keys changed"
-        for k in x:
-            assert_unchanged(before[k], x[k])
-    elif isinstance(x, (list, tuple)):
-        for b, v in zip(before, x):
-            assert_unchanged(b, v)
-    else:
-        assert before == x
 
 
 def assert_kind(out: Any, ref: Any, dtype: Any) -> None:
