@@ -63,13 +63,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _corruption_flags(manifest_path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
     """Row id -> corrupted, from a ``corrupt_datalist`` manifest; a row is matched by id, else by its label path."""
-    try:
-        manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"report: {str(manifest_path)!r} is not a JSON corruption manifest: {e}") from e
-    samples = manifest.get("samples") if isinstance(manifest, Mapping) else None
-    if not isinstance(samples, list) or not all(isinstance(s, Mapping) and "id" in s for s in samples):
-        raise ValueError(f"report: {str(manifest_path)!r} has no 'samples' list of {{'id', 'corrupted'}} records.")
+    from monai_noisylabel.transforms.label_noise import read_corruption_manifest
+
+    samples = read_corruption_manifest(manifest_path)
     by_id = {str(s["id"]): bool(s.get("corrupted")) for s in samples}
     by_path = {str(Path(str(s["new"])).resolve()): bool(s.get("corrupted")) for s in samples if s.get("new")}
     flags = {}

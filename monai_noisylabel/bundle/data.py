@@ -14,7 +14,7 @@ import torch.distributed as dist
 from monai_noisylabel.data import camus_datalist, generate_echo_dataset, load_datalist, write_datalist
 from monai_noisylabel.data.camus import detect_camus_release
 from monai_noisylabel.data.datalist import DatalistError
-from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist
+from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist, corrupted_ids
 from monai_noisylabel.utils import check_choice, check_int, check_probability, param_error
 
 __all__ = ["prepare_echo_data", "list_images", "SECTIONS"]
@@ -89,7 +89,7 @@ def _prepare(
     if noise_kind is not None and noise_rate > 0:
         noisy_dir = output_dir / "noisy_labels"
         manifest = corrupt_datalist(path, noise_kind, noise_rate, seed=noise_seed, out_dir=noisy_dir, **noise_kwargs)
-        corrupted = [str(m["id"]) for m in manifest["samples"] if m.get("corrupted")]
+        corrupted = corrupted_ids(manifest)
         manifest_path = noisy_dir / "manifest.json"
         path = noisy_dir / "datalist.json"
     out: dict[str, Any] = {"source": source, "datalist": str(path), "corrupted": corrupted, "manifest": manifest_path}

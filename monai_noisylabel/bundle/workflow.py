@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from monai.handlers import from_engine
 from monai.losses import DiceLoss
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.handlers._common import is_main_process
 from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+from monai_noisylabel.transforms.label_noise import corrupted_ids
 from monai_noisylabel.utils import atomic_write_text, check_int, param_error, sample_id_of
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -45,7 +47,6 @@ __all__ = [
     "ResumeFromLatestCheckpoint",
     "TrainingProgress",
     "finish_training",
-    "corrupted_ids",
     "HISTORY_FILENAME",
 ]
 
@@ -230,10 +231,12 @@ class TrainingProgress:
         self._loss_sum, self._loss_n, self._t0 = 0.0, 0, time.perf_counter()
 
     def _iteration(self, engine: Engine) -> None:
-        out = engine.state.output
-        loss = out[0]["loss"] if isinstance(out, list) and out and "loss" in out[0] else None
-        if isinstance(out, Mapping):
-            loss = out.get("loss")
+        try:
+            loss = from_engine(["loss"], first=True)(engine.state.output)  # MONAI's own output accessor
+        except (KeyError, IndexError, TypeError):
+            loss = None
+        if isinstance(loss, tuple):  # a dict output gives a 1-tuple, a decollated list the value itself
+            loss = loss[0]
         if loss is not None:
             self._loss_sum += float(loss)
             self._loss_n += 1
@@ -296,14 +299,6 @@ def _predict_suspects(
         s["prediction"] = logits.argmax(1).cpu().numpy()
 
 
-def corrupted_ids(manifest: str | Path | None) -> list[str] | None:
-    """Ids whose label :func:`~monai_noisylabel.transforms.corrupt_datalist` changed, from its ``manifest.json``."""
-    if manifest is None or not Path(manifest).is_file():
-        return None
-    samples = json.loads(Path(manifest).read_text()).get("samples", [])
-    return [str(s["id"]) for s in samples if s.get("corrupted")]
-
-
 def finish_training(
     output_dir: str | Path,
     *,
@@ -333,7 +328,7 @@ def finish_training(
         return summary
     scores_path = out / LABEL_SCORES_FILENAME
     rows = read_label_scores(scores_path) if scores_path.is_file() else []
-    corrupted = corrupted_ids(manifest)
+    corrupted = corrupted_ids(manifest) if manifest is not None and Path(manifest).is_file() else None
     is_corrupted = None
     if corrupted is not None and rows:
         bad = set(corrupted)

@@ -101,7 +101,7 @@ class LabelRefurbishHandler:
     ``ITERATION_STARTED`` (from the batch's ``refurbished`` flag that ``ApplyStoredLabeld`` sets, else from
     the store).
 
-    Its :meth:`state_dict` holds the store, the teacher and the history, so ``CheckpointSaver`` /
+    Its :meth:`state_dict` holds the store, the teacher and the written paths, so ``CheckpointSaver`` /
     ``CheckpointLoader`` resume a run with the same labels.
 
     Args:
@@ -208,8 +208,8 @@ class LabelRefurbishHandler:
         self.image_key, self.label_key, self.id_key, self.flag_key = image_key, label_key, id_key, flag_key
         self.logger = logging.getLogger(name)
         self._name = name
-        #: per refurbished id: {"epoch", "score", "fraction_changed", "path", "label_path"}
-        self.history: dict[str, dict[str, Any]] = {}
+        #: per refurbished id: the path of its written file (the rest lives in the store)
+        self._paths: dict[str, str] = {}
         #: per id left unrefurbished: the reason (e.g. NaN output)
         self.skipped: dict[str, str] = {}
         self._batch_weights: torch.Tensor | None = None
@@ -348,17 +348,11 @@ class LabelRefurbishHandler:
             removed = [i for i in self.store.ids() if i not in flagged]
             for i in removed:
                 self.store.remove(i)
-                self.history.pop(i, None)
+                self._paths.pop(i, None)
         for r in records:
             meta = {"fraction_changed": r["fraction_changed"], "original_path": r["label_path"]}
             self.store.put(r["id"], r["label"], epoch=epoch, score=r["score"], meta=meta)
-            self.history[r["id"]] = {
-                "epoch": epoch,
-                "score": r["score"],
-                "fraction_changed": r["fraction_changed"],
-                "path": "",
-                "label_path": r["label_path"],
-            }
+            self._paths.pop(r["id"], None)
         if self.skipped:
             self.logger.warning(f"{_OWNER}: epoch {epoch}: left unrefurbished: {dict(list(self.skipped.items())[:5])}")
         self.logger.info(
@@ -368,6 +362,23 @@ class LabelRefurbishHandler:
         if C.is_main_process() and self.output_dir is not None:
             self._write(records, removed)
         self._publish(engine)
+
+    @property
+    def history(self) -> dict[str, dict[str, Any]]:
+        """Per refurbished id, from the store: ``epoch``, ``score``, ``fraction_changed``, ``label_path`` (the
+        original label) and ``path`` (the written file, ``""`` when nothing is written)."""
+        out = {}
+        for i in self.store.ids():
+            entry = self.store.get(i)
+            assert entry is not None
+            out[i] = {
+                "epoch": entry.epoch,
+                "score": entry.score,
+                "fraction_changed": entry.meta.get("fraction_changed"),
+                "label_path": entry.meta.get("original_path", ""),
+                "path": self._paths.get(i, ""),
+            }
+        return out
 
     def _write(self, records: list[dict[str, Any]], removed: list[str]) -> None:
         assert self.output_dir is not None
@@ -384,7 +395,7 @@ class LabelRefurbishHandler:
                 score=r["score"],
                 fraction_changed=r["fraction_changed"],
             )
-            self.history[r["id"]]["path"] = str(path)
+            self._paths[r["id"]] = str(path)
 
     def _publish(self, engine: Engine) -> None:
         """Fill the ``refurbished_label`` column (path, or ``"store"`` when nothing is written) and rewrite the CSV."""
@@ -401,24 +412,24 @@ class LabelRefurbishHandler:
     # ------------------------------------------------------------------------------------- checkpointing
 
     def state_dict(self) -> dict[str, Any]:
-        """The store, the teacher, the history and the skipped ids (``torch.load(weights_only=True)`` safe)."""
+        """The store, the teacher, the written file paths and the skipped ids (``torch.load(weights_only=True)`` safe)."""
         return {
             "store": self.store.state_dict(),
             "teacher": {} if self.teacher is None else self.teacher.state_dict(),
-            "history": {i: dict(h) for i, h in self.history.items()},
+            "paths": dict(self._paths),
             "skipped": dict(self.skipped),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output (the same ``store`` object is refilled, so pipelines see it)."""
         try:
-            store, teacher, history, skipped = state["store"], state["teacher"], state["history"], state["skipped"]
+            store, teacher, paths, skipped = state["store"], state["teacher"], state["paths"], state["skipped"]
         except (KeyError, TypeError):
             raise param_error(_OWNER, "state", "a dict from state_dict()", type(state).__name__) from None
         self.store.load_state_dict(store)
         if self.teacher is not None and teacher:
             self.teacher.load_state_dict(teacher)
-        self.history = {str(i): dict(h) for i, h in history.items()}
+        self._paths = {str(i): str(p) for i, p in paths.items()}
         self.skipped = {str(i): str(r) for i, r in skipped.items()}
 
 

@@ -15,7 +15,7 @@ from monai_noisylabel.bundle import (
     prepare_echo_data,
     seeded_init,
 )
-from monai_noisylabel.bundle.workflow import corrupted_ids
+from monai_noisylabel.transforms import corrupted_ids
 
 
 @pytest.mark.parametrize(("value", "expected"), [(True, True), ("false", False), ("On", True), (0, False), ("1", True)])

@@ -21,7 +21,7 @@ from monai_noisylabel.transforms.label_noise.array import (
     encode_label_noise,
     read_label_noise,
 )
-from monai_noisylabel.transforms.label_noise.corrupt import corrupt_datalist
+from monai_noisylabel.transforms.label_noise.corrupt import corrupt_datalist, corrupted_ids, read_corruption_manifest
 from monai_noisylabel.transforms.label_noise.dictionary import (
     RandLabelBiasD,
     RandLabelBiasd,
@@ -53,4 +53,6 @@ __all__ = [
     "read_label_noise",
     "encode_label_noise",
     "corrupt_datalist",
+    "corrupted_ids",
+    "read_corruption_manifest",
 ]

@@ -28,7 +28,14 @@ from monai_noisylabel.transforms.label_noise.array import (
 )
 from monai_noisylabel.utils import atomic_write_text, check_choice, check_int, check_number, param_error
 
-__all__ = ["KIND_TRANSFORMS", "corrupt_datalist", "add_corrupt_arguments", "run_corrupt_cli"]
+__all__ = [
+    "KIND_TRANSFORMS",
+    "corrupt_datalist",
+    "read_corruption_manifest",
+    "corrupted_ids",
+    "add_corrupt_arguments",
+    "run_corrupt_cli",
+]
 
 KIND_TRANSFORMS: dict[str, type[_LabelNoiseTransform]] = {
     "random": RandLabelNoise,
@@ -273,6 +280,42 @@ def corrupt_datalist(
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
     atomic_write_text(out / "datalist.json", json.dumps(resolved, indent=2, default=str) + "\n")
     return manifest
+
+
+def read_corruption_manifest(manifest: Mapping[str, Any] | str | os.PathLike) -> list[dict[str, Any]]:
+    """The per-sample records of a :func:`corrupt_datalist` manifest (its dict, or the path of ``manifest.json``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: not JSON, or no ``samples`` list of records with an ``id``.
+
+    Example:
+        >>> read_corruption_manifest({"samples": [{"id": "a", "corrupted": True}]})[0]["id"]
+        'a'
+    """
+    source = "the manifest"
+    if not isinstance(manifest, Mapping):
+        source = repr(str(manifest))
+        if not Path(manifest).is_file():
+            raise FileNotFoundError(f"read_corruption_manifest: the 'manifest' file {source} does not exist.")
+        try:
+            manifest = json.loads(Path(manifest).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"read_corruption_manifest: {source} is not a JSON corruption manifest: {e}") from e
+    samples = manifest.get("samples") if isinstance(manifest, Mapping) else None
+    if not isinstance(samples, list) or not all(isinstance(r, Mapping) and "id" in r for r in samples):
+        raise ValueError(f"read_corruption_manifest: {source} has no 'samples' list of records with an 'id'.")
+    return [dict(r) for r in samples]
+
+
+def corrupted_ids(manifest: Mapping[str, Any] | str | os.PathLike) -> list[str]:
+    """Ids whose label :func:`corrupt_datalist` really changed (``corrupted``), in datalist order.
+
+    Example:
+        >>> corrupted_ids({"samples": [{"id": "a", "corrupted": True}, {"id": "b", "corrupted": False}]})
+        ['a']
+    """
+    return [str(r["id"]) for r in read_corruption_manifest(manifest) if r.get("corrupted")]
 
 
 def add_corrupt_arguments(parser: argparse.ArgumentParser) -> None:

@@ -199,3 +199,15 @@ def test_systematic_is_an_alias_of_bias(tmp_path):
     b = corrupt_datalist(src, "bias", 0.5, seed=1, out_dir=tmp_path / "b")
     assert a["kind"] == b["kind"] == "bias"
     assert [(m["id"], m["corrupted"]) for m in a["samples"]] == [(m["id"], m["corrupted"]) for m in b["samples"]]
+
+
+def test_read_corruption_manifest_errors(tmp_path):
+    from monai_noisylabel.transforms import corrupted_ids, read_corruption_manifest
+
+    with pytest.raises(FileNotFoundError, match="'manifest'"):
+        read_corruption_manifest(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON"):
+        read_corruption_manifest(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="'samples'"):
+        corrupted_ids({"samples": [{"corrupted": True}]})
