@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from monai_noisylabel.bundle.data import SECTIONS, list_images, prepare_echo_data
+from monai_noisylabel.bundle.data import SECTIONS, list_images, noise_manifest, prepare_echo_data
 from monai_noisylabel.bundle.workflow import (
     HISTORY_FILENAME,
     ResumeFromLatestCheckpoint,
@@ -16,6 +16,7 @@ from monai_noisylabel.bundle.workflow import (
     as_flag,
     channel_output_transform,
     finish_training,
+    named,
     seeded_init,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "SECTIONS",
     "prepare_echo_data",
     "list_images",
+    "noise_manifest",
     "HISTORY_FILENAME",
     "ResumeFromLatestCheckpoint",
     "SampleDiceCELoss",
@@ -30,5 +32,6 @@ __all__ = [
     "as_flag",
     "channel_output_transform",
     "finish_training",
+    "named",
     "seeded_init",
 ]

@@ -17,7 +17,7 @@ from monai_noisylabel.data.datalist import DatalistError
 from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist, corrupted_ids
 from monai_noisylabel.utils import check_choice, check_int, check_probability, param_error
 
-__all__ = ["prepare_echo_data", "list_images", "SECTIONS"]
+__all__ = ["prepare_echo_data", "list_images", "noise_manifest", "SECTIONS"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,38 @@ def _resolve_source(
     return "synthetic", generate_echo_dataset(dataset_dir, num=num_synthetic, seed=seed, size=size)  # type: ignore[arg-type]
 
 
+NOISY_LABELS_DIR = "noisy_labels"
+
+
+def _noise_kind(noise_kind: str | None, owner: str) -> str | None:
+    """The bundles' one noise-off rule: ``None`` and the strings ``none``/``null``/``""`` mean no injected noise."""
+    if isinstance(noise_kind, str) and noise_kind.strip().lower() in ("none", "null", ""):
+        return None  # what `--noise_kind null` / `None` give on the command line
+    if noise_kind is not None:
+        check_choice(owner, "noise_kind", noise_kind, (*LABEL_NOISE_KINDS, "systematic"))
+    return noise_kind
+
+
+def noise_manifest(output_dir: str | os.PathLike, noise_kind: str | None, noise_rate: float) -> Path | None:
+    """The manifest of the noise :func:`prepare_echo_data` injected into ``output_dir``, or ``None`` without noise.
+
+    The end-of-training summary scores detection against it. It does not touch the data, so a run whose data
+    were given directly (MONAI Label sets ``train#dataset#data``) generates nothing.
+
+    Example:
+        >>> import tempfile
+        >>> noise_manifest(tempfile.mkdtemp(), "none", 0.5) is None
+        True
+    """
+    if (
+        _noise_kind(noise_kind, "noise_manifest") is None
+        or check_probability("noise_manifest", "noise_rate", noise_rate) == 0
+    ):
+        return None
+    path = Path(output_dir) / NOISY_LABELS_DIR / "manifest.json"
+    return path if path.is_file() else None
+
+
 def _prepare(
     dataset_dir: Path,
     datalist: str | os.PathLike | None,
@@ -87,7 +119,7 @@ def _prepare(
     manifest_path = None
     corrupted: list[str] | None = None
     if noise_kind is not None and noise_rate > 0:
-        noisy_dir = output_dir / "noisy_labels"
+        noisy_dir = output_dir / NOISY_LABELS_DIR
         manifest = corrupt_datalist(path, noise_kind, noise_rate, seed=noise_seed, out_dir=noisy_dir, **noise_kwargs)
         corrupted = corrupted_ids(manifest)
         manifest_path = noisy_dir / "manifest.json"
@@ -155,10 +187,7 @@ def prepare_echo_data(
         >>> d["source"], len(d["corrupted"]) == round(0.5 * len(d["training"]))
         ('synthetic', True)
     """
-    if isinstance(noise_kind, str) and noise_kind.lower() in ("none", "null", ""):
-        noise_kind = None  # what `--noise_kind null` / `None` give on the command line
-    if noise_kind is not None:
-        check_choice(_OWNER, "noise_kind", noise_kind, (*LABEL_NOISE_KINDS, "systematic"))
+    noise_kind = _noise_kind(noise_kind, _OWNER)
     noise_rate = check_probability(_OWNER, "noise_rate", noise_rate)
     num_synthetic = check_int(_OWNER, "num_synthetic", num_synthetic, 4)
     camus_fold = check_int(_OWNER, "camus_fold", camus_fold, 1, 10)

@@ -41,6 +41,7 @@ else:
 
 __all__ = [
     "as_flag",
+    "named",
     "seeded_init",
     "SampleDiceCELoss",
     "channel_output_transform",
@@ -71,6 +72,23 @@ def as_flag(value: Any, name: str = "flag") -> bool:
     if isinstance(value, str) and value.strip().lower() in _FLAGS:
         return _FLAGS[value.strip().lower()]
     raise param_error("as_flag", name, "true or false", value)
+
+
+def named(handler: Any) -> Any:
+    """Return ``handler`` unchanged: lists a handler that a config defines as a named top-level entry.
+
+    MONAI's ``check_properties`` and MONAI Label's bundle trainer read ``train#handlers`` as a list of dicts
+    (MONAI Label inserts a ``CheckpointLoader`` at position 0), so a bare ``"@vog_handler"`` string cannot
+    stand in that list, and a reference by position (``@train#handlers#1``) breaks as soon as anything is
+    inserted. The configs define each handler that others refer to as a top-level entry and list it as
+    ``{"_target_": "monai_noisylabel.bundle.named", "handler": "@vog_handler"}``.
+
+    Example:
+        >>> marker = object()
+        >>> named(marker) is marker
+        True
+    """
+    return handler
 
 
 _FLAGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
