@@ -1,4 +1,7 @@
-"""Command line: ``python -m monai_noisylabel {make-data,camus-datalist,check-datalist,corrupt,report} ...``."""
+"""Command line: ``python -m monai_noisylabel`` (or ``monai-noisylabel``) ``{make-data,camus-datalist,check-datalist,corrupt,report} ...``.
+
+Imports stay lazy: ``--help`` and ``--version`` answer without loading MONAI or torch.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ def _cmd_camus(args: argparse.Namespace) -> int:
     from monai_noisylabel.data.camus import camus_datalist
     from monai_noisylabel.data.datalist import write_datalist
 
-    datalist = camus_datalist(args.root, fold=args.fold, include_sequences=args.half_sequences)
+    datalist = camus_datalist(args.root, fold=args.fold, include_sequences=args.half_sequences, progress=not args.quiet)
     out = write_datalist(datalist, args.out)
     counts = {k: len(v) for k, v in datalist.items() if isinstance(v, list)}
     print(f"wrote {out} {json.dumps(counts)}")
@@ -51,11 +54,29 @@ def _cmd_camus(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from monai_noisylabel.data.datalist import load_datalist
+    from monai_noisylabel.data.datalist import (
+        DatalistError,
+        check_datalist,
+        file_keys,
+        load_datalist,
+        read_datalist_json,
+    )
 
+    raw = read_datalist_json(args.datalist, owner="check-datalist")
+    sections = args.sections or [k for k, v in raw.items() if isinstance(v, list) and v]
+    if not sections:
+        raise DatalistError(f"check-datalist: {str(args.datalist)!r} has no non-empty section (a list of entries).")
     total = 0
-    for section in args.sections:
-        entries = load_datalist(args.datalist, section, base_dir=args.base_dir, keys=args.keys, check_shapes=True)
+    for section in sections:
+        if section not in raw:
+            raise DatalistError(
+                f"check-datalist: {str(args.datalist)!r} has no {section!r} section (found {sorted(raw)})."
+            )
+        entries = [{"image": e} if isinstance(e, str) else e for e in raw[section]]
+        keys = args.keys or file_keys(entries)
+        entries = load_datalist(args.datalist, section, base_dir=args.base_dir, keys=keys, check_files=False)
+        check_datalist(entries, keys, check_shapes=True, source=f"{args.datalist} [{section}]", progress=not args.quiet)
+        print(f"{section}: {len(entries)} entries, files {keys}")
         total += len(entries)
     print(f"{args.datalist}: {total} entries checked, all files present and shapes consistent")
     return 0
@@ -118,33 +139,99 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_params(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param must look like NAME=VALUE. Got {item!r} instead.")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text  # a bare word such as mode=erode
+        out[name.strip()] = value
+    return out
+
+
+def _cmd_corrupt(args: argparse.Namespace) -> int:
+    from monai_noisylabel.transforms.label_noise.corrupt import corrupt_datalist
+
+    manifest = corrupt_datalist(
+        args.datalist,
+        args.kind,
+        args.rate,
+        seed=args.seed,
+        out_dir=args.out,
+        base_dir=args.base_dir,
+        section=args.section,
+        label_key=args.label_key,
+        path_keys=args.path_keys,
+        progress=not args.quiet,
+        **_parse_params(args.param),
+    )
+    print(
+        f"corrupted {manifest['num_selected']} of {manifest['num_samples']} {manifest['section']} labels "
+        f"({manifest['kind']}, {manifest['num_corrupted']} changed); wrote {manifest['datalist']}"
+    )
+    return 0
+
+
 def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
-    """``corrupt``: dataset-level label corruption; implemented in transforms/label_noise/corrupt.py."""
-    try:
-        from monai_noisylabel.transforms.label_noise.corrupt import add_corrupt_arguments, run_corrupt_cli
-    except ImportError:  # the label-noise family is not installed in this checkout
-        return
     p = sub.add_parser(
         "corrupt",
         help="corrupt round(rate x N) training labels into a new folder, with a manifest and a new datalist",
     )
-    add_corrupt_arguments(p)
-    p.set_defaults(func=run_corrupt_cli)
+    p.add_argument("datalist", type=Path, help="decathlon-style datalist JSON (never modified)")
+    p.add_argument(
+        "--kind",
+        required=True,
+        help="random, bias (or systematic: the same signed change on every corrupted label), omission",
+    )
+    p.add_argument("--rate", required=True, type=float, help="fraction of the section to corrupt, in [0, 1]")
+    p.add_argument("--seed", type=int, default=0, help="selects and seeds the corruption (default 0)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (labels/, manifest.json, datalist.json)")
+    p.add_argument(
+        "--base-dir", type=Path, default=None, help="resolve relative paths here (default: the JSON's folder)"
+    )
+    p.add_argument("--section", default="training", help="section to corrupt (default training)")
+    p.add_argument("--label-key", default="label", help="entry key of the label path (default label)")
+    p.add_argument("--path-keys", nargs="+", default=None, help="keys holding paths (default image and the label key)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="transform parameter, VALUE in JSON (e.g. --param label_class=3 --param radius=[1,2]); repeatable",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_corrupt)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m monai_noisylabel", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    from monai_noisylabel import __version__
+
+    return __version__
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; ``prog`` is the program name shown in help (default: as invoked)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Segmentation with wrong or uncertain labels, inside MONAI: data, corruption, reports."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("make-data", help="generate a synthetic dataset (NIfTI + datalist.json)")
-    p.add_argument("kind", choices=["echo", "knee", "lus"])
+    p.add_argument(
+        "kind", choices=["echo", "knee", "lus"], help="echo (2D, 4 classes), knee (3D, raters + bone), lus (2D)"
+    )
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
     p.add_argument("--num", type=int, default=60, help="number of cases (default 60)")
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0); the same seed gives the same bytes")
     p.add_argument("--size", type=_size, default=None, help="e.g. 256,256 (echo, lus) or 64,64,64 (knee)")
     p.add_argument("--num-raters", type=int, default=None, help="knee only: raters per case (default 3)")
-    p.add_argument("--val-frac", type=float, default=0.15)
-    p.add_argument("--test-frac", type=float, default=0.15)
+    p.add_argument("--val-frac", type=float, default=0.15, help="fraction of cases in 'validation' (default 0.15)")
+    p.add_argument("--test-frac", type=float, default=0.15, help="fraction of cases in 'test' (default 0.15)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_make_data)
 
@@ -153,19 +240,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="datalist JSON to write")
     p.add_argument("--fold", type=int, default=1, help="2019 release only: fold 1..10 (default 1)")
     p.add_argument("--half-sequences", action="store_true", help="also list the (half) sequences")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_camus)
 
-    p = sub.add_parser("check-datalist", help="check that every file of a datalist exists and shapes agree")
-    p.add_argument("datalist", type=Path)
-    p.add_argument("--base-dir", type=Path, default=None)
-    p.add_argument("--sections", nargs="+", default=["training", "validation"])
-    p.add_argument("--keys", nargs="+", default=["image", "label"])
+    p = sub.add_parser(
+        "check-datalist", help="check that every file of a datalist exists and that each entry's shapes agree"
+    )
+    p.add_argument("datalist", type=Path, help="decathlon-style datalist JSON (echo, knee, lus, CAMUS or your own)")
+    p.add_argument(
+        "--base-dir", type=Path, default=None, help="resolve relative paths here (default: the JSON's folder)"
+    )
+    p.add_argument("--sections", nargs="+", default=None, help="sections to check (default: every non-empty one)")
+    p.add_argument(
+        "--keys", nargs="+", default=None, help="entry keys holding files (default: every key whose values are images)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_check)
 
     _add_corrupt_parser(sub)
 
-    p = sub.add_parser("report", help="write <output-dir>/report/index.html from a run's label_scores.csv")
-    p.add_argument("--output-dir", required=True, type=Path, help="the run's output folder (has label_scores.csv)")
+    p = sub.add_parser("report", help="write RUN/report/index.html from a training run's label_scores.csv")
+    p.add_argument("run_dir", nargs="?", type=Path, default=None, help="the run's output folder (has label_scores.csv)")
+    p.add_argument("--output-dir", dest="legacy_run_dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--top-k", type=int, default=8, help="suspects shown and rows listed (default 8)")
     p.add_argument(
         "--corruption-manifest",
@@ -177,9 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run the command line; returns the exit status (2 with a one-line ``error:`` for bad input)."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if args.command == "report":
+        run_dir = args.run_dir or args.legacy_run_dir  # --output-dir: the name before 0.2, still accepted
+        if run_dir is None:
+            parser.error("report needs RUN_DIR (the run's output folder)")
+        args.output_dir = run_dir
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as e:

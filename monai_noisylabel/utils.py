@@ -22,6 +22,7 @@ __all__ = [
     "sample_id_of",
     "atomic_write_bytes",
     "atomic_write_text",
+    "progress",
 ]
 
 
@@ -170,3 +171,17 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def progress(iterable: Any, total: int | None = None, desc: str = "", show: bool = True, unit: str = "case") -> Any:
+    """``iterable`` wrapped in a tqdm progress bar when ``show`` (tqdm is imported only then).
+
+    Example:
+        >>> list(progress(range(3), show=False))
+        [0, 1, 2]
+    """
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit)

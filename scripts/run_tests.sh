@@ -5,5 +5,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/setup_env.sh
 source scripts/setup_env.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-if [ "$#" -eq 0 ]; then set -- tests; fi
+if [ "$#" -eq 0 ]; then set -- tests monai_noisylabel; fi
 exec "$NL_PY" -m pytest "$@"

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from monai_noisylabel.utils import progress as _progress
+
 __all__ = ["detect_camus_release", "parse_info_cfg", "camus_datalist", "CAMUS_LABELS"]
 
 CAMUS_LABELS = {"0": "background", "1": "lv_cavity", "2": "myocardium", "3": "left_atrium"}
@@ -108,6 +110,7 @@ def camus_datalist(
     phases: tuple[str, ...] = ("ED", "ES"),
     include_sequences: bool = False,
     require_labels: bool = True,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Build a decathlon-style datalist (absolute paths) for a CAMUS release with its official split.
 
@@ -122,6 +125,7 @@ def camus_datalist(
         phases: subset of ``("ED", "ES")``.
         include_sequences: also list the (half) sequences.
         require_labels: raise when an ED/ES image of a listed patient has no ``_gt`` mask.
+        progress: show a progress bar per split.
 
     Raises:
         FileNotFoundError: missing root, split file, patient folder or image (names the path).
@@ -151,7 +155,8 @@ def camus_datalist(
     }
     for key, _ in _SPLITS:
         entries = []
-        for patient in _read_split(split_files[key]):
+        patients = _read_split(split_files[key])
+        for patient in _progress(patients, len(patients), f"CAMUS {key}", progress, unit="patient"):
             pdir = patient_dirs.get(patient)
             if pdir is None:
                 raise FileNotFoundError(

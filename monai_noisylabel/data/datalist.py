@@ -10,8 +10,20 @@ from typing import Any
 
 from monai_noisylabel.data.io import read_spatial_shape
 from monai_noisylabel.utils import atomic_write_text
+from monai_noisylabel.utils import progress as _progress
 
-__all__ = ["DatalistError", "read_datalist_json", "load_datalist", "check_datalist", "write_datalist", "resolve_paths"]
+__all__ = [
+    "DatalistError",
+    "read_datalist_json",
+    "load_datalist",
+    "check_datalist",
+    "write_datalist",
+    "resolve_paths",
+    "file_keys",
+]
+
+#: file endings :func:`file_keys` takes for image/label paths (what MONAI's readers load)
+IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mhd", ".mha", ".nrrd", ".dcm", ".png", ".jpg", ".jpeg", ".npy", ".npz")
 
 
 class DatalistError(ValueError):
@@ -40,14 +52,42 @@ def resolve_paths(entry: Mapping[str, Any], base_dir: str | os.PathLike, keys: S
     return out
 
 
+def _is_image_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike)) and str(value).lower().endswith(IMAGE_SUFFIXES)
+
+
+def file_keys(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys of ``entries`` that hold image files (one path or a list of paths), in first-seen order.
+
+    Lets one check work on every datalist the package writes: ``image``/``label`` (echo, CAMUS),
+    ``image``/``raters``/``bone``/``truth`` (knee), ``image``/``confidence``/``truth`` (lung ultrasound).
+
+    Example:
+        >>> file_keys([{"id": "a", "image": "a.nii.gz", "raters": ["r1.nii.gz", "r2.nii.gz"], "sf_ratio": 300}])
+        ['image', 'raters']
+    """
+    keys: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        for key, value in entry.items():
+            values = value if isinstance(value, (list, tuple)) and value else [value]
+            if key not in keys and all(_is_image_path(v) for v in values):
+                keys.append(key)
+    return keys
+
+
 def check_datalist(
     entries: Sequence[Mapping[str, Any]],
     keys: Sequence[str] = ("image", "label"),
     *,
     check_shapes: bool = True,
     source: str = "datalist",
+    progress: bool = False,
 ) -> None:
     """Check a list of (absolute-path) entries before any training starts.
+
+    ``progress`` shows a progress bar over the entries.
 
     Raises:
         FileNotFoundError: a file under one of ``keys`` does not exist (message names entry and file).
@@ -58,7 +98,7 @@ def check_datalist(
         >>> check_datalist([], keys=("image",))
     """
     seen: dict[str, int] = {}
-    for i, entry in enumerate(entries):
+    for i, entry in enumerate(_progress(entries, len(entries), f"check {Path(source).name}", progress)):
         name = _entry_name(i, entry)
         if not isinstance(entry, Mapping):
             raise DatalistError(f"{source}: {name} must be a dict with {list(keys)}. Got {entry!r} instead.")

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from monai_noisylabel.data.io import save_nifti
 from monai_noisylabel.utils import atomic_write_text, check_int, check_number
+from monai_noisylabel.utils import progress as _progress
 
 __all__ = [
     "ECHO_LABELS",
@@ -405,14 +406,6 @@ def split_indices(
         g = unique[g_idx]
         which[g] = "validation" if rank < n_val else "test" if rank < n_val + n_test else "training"
     return [which[g] for g in groups]
-
-
-def _progress(iterable: Any, total: int, desc: str, show: bool) -> Any:
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="case")
 
 
 def _finish(out: Path, datalist: dict[str, Any], extra: dict[str, Any]) -> Path:

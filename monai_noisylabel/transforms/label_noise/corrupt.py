@@ -1,12 +1,11 @@
 """Dataset-level label corruption: a fixed fraction of a datalist's labels, written to a new folder.
 
 :func:`corrupt_datalist` is the library call; ``python -m monai_noisylabel corrupt`` is its command
-line (:func:`add_corrupt_arguments`, :func:`run_corrupt_cli`, registered in ``monai_noisylabel/cli.py``).
+line (in :mod:`monai_noisylabel.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import warnings
@@ -27,14 +26,13 @@ from monai_noisylabel.transforms.label_noise.array import (
     _LabelNoiseTransform,
 )
 from monai_noisylabel.utils import atomic_write_text, check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import progress as _progress
 
 __all__ = [
     "KIND_TRANSFORMS",
     "corrupt_datalist",
     "read_corruption_manifest",
     "corrupted_ids",
-    "add_corrupt_arguments",
-    "run_corrupt_cli",
 ]
 
 KIND_TRANSFORMS: dict[str, type[_LabelNoiseTransform]] = {
@@ -132,6 +130,7 @@ def corrupt_datalist(
     section: str = "training",
     label_key: str = "label",
     path_keys: Sequence[str] | None = None,
+    progress: bool = False,
     **transform_kwargs: Any,
 ) -> dict[str, Any]:
     """Corrupt exactly ``round(rate * N)`` labels of a datalist section into a new folder.
@@ -169,6 +168,7 @@ def corrupt_datalist(
         section: the section to corrupt.
         label_key: the key of the label path in each entry.
         path_keys: the keys holding paths (default ``("image", label_key)``).
+        progress: show a progress bar over the section's entries.
         **transform_kwargs: passed to the transform, e.g. ``label_class=3, mode="erode"`` for ``"bias"``.
 
     Returns:
@@ -232,7 +232,7 @@ def corrupt_datalist(
     samples = []
     new_entries = []
     num_changed = 0
-    for i, entry in enumerate(train):
+    for i, entry in enumerate(_progress(train, len(train), f"corrupt ({kind})", progress)):
         original = str(entry[label_key])
         sid = str(entry["id"]) if entry.get("id") is not None else original
         record: dict[str, Any] | None = None
@@ -316,65 +316,3 @@ def corrupted_ids(manifest: Mapping[str, Any] | str | os.PathLike) -> list[str]:
         ['a']
     """
     return [str(r["id"]) for r in read_corruption_manifest(manifest) if r.get("corrupted")]
-
-
-def add_corrupt_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``corrupt`` command's arguments to ``parser``."""
-    parser.add_argument("datalist", type=Path, help="decathlon-style datalist JSON")
-    parser.add_argument(
-        "--kind",
-        required=True,
-        choices=(*LABEL_NOISE_KINDS, *_KIND_ALIASES),
-        help="random, bias (or systematic), omission",
-    )
-    parser.add_argument("--rate", required=True, type=float, help="fraction of the section to corrupt, in [0, 1]")
-    parser.add_argument("--seed", type=int, default=0, help="selects and seeds the corruption (default 0)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (labels/, manifest.json, datalist.json)")
-    parser.add_argument(
-        "--base-dir", type=Path, default=None, help="resolve relative paths here (default: JSON's folder)"
-    )
-    parser.add_argument("--section", default="training", help="section to corrupt (default training)")
-    parser.add_argument("--label-key", default="label", help="entry key of the label path (default label)")
-    parser.add_argument("--path-keys", nargs="+", default=None, help="keys holding paths (default image and label)")
-    parser.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="transform parameter, VALUE in JSON (e.g. --param label_class=3 --param radius=[1,2]); repeatable",
-    )
-
-
-def _parse_params(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--param must look like NAME=VALUE. Got {item!r} instead.")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text  # a bare word such as mode=erode
-        out[name.strip()] = value
-    return out
-
-
-def run_corrupt_cli(args: argparse.Namespace) -> int:
-    """Run the ``corrupt`` command; returns the exit status (errors raise ``ValueError``)."""
-    manifest = corrupt_datalist(
-        args.datalist,
-        args.kind,
-        args.rate,
-        seed=args.seed,
-        out_dir=args.out,
-        base_dir=args.base_dir,
-        section=args.section,
-        label_key=args.label_key,
-        path_keys=args.path_keys,
-        **_parse_params(args.param),
-    )
-    print(
-        f"corrupted {manifest['num_selected']} of {manifest['num_samples']} {manifest['section']} labels "
-        f"({manifest['kind']}, {manifest['num_corrupted']} changed); wrote {manifest['datalist']}"
-    )
-    return 0
