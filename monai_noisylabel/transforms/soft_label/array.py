@@ -13,6 +13,7 @@ applied operations (in a new dict: the input is never modified). The computation
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -449,7 +450,7 @@ class ThresholdBinarize(Transform):
       ``1..C`` (ties: the lowest index), else 0 (background). With ``background_channel=True`` channel 0
       is background (e.g. after ``ConfidenceToSoftLabel(overlap="normalize")``) and does not vote.
     - With ``low``: voxels that got no class but whose highest confidence lies in ``[low, threshold)``
-      get ``ignore_value`` (default 255), to be skipped by the losses (``ignore_index=255``, e.g.
+      get ``ignore_index`` (default 255), to be skipped by the losses (``ignore_index=255``, e.g.
       ``monai.losses.DiceLoss(ignore_index=255)``).
 
     The lung ultrasound paper found 60% expert confidence a better cut than 50%, hence the default 0.6.
@@ -457,13 +458,14 @@ class ThresholdBinarize(Transform):
     Args:
         threshold: in (0, 1).
         low: start of the ignore band, in (0, threshold), or ``None`` for no band.
-        ignore_value: the ignore band's label, an int that is not a class value ``0..C``.
+        ignore_index: the ignore band's label, an int that is not a class value ``0..C``.
         background_channel: channel 0 is background and does not vote.
         dtype: output dtype; default the input's (a float soft map gives a float label map, as MONAI's
-            ``AsDiscrete``). ``ignore_value`` and the class values must fit in it.
+            ``AsDiscrete``). ``ignore_index`` and the class values must fit in it.
+        ignore_value: deprecated name of ``ignore_index``.
 
     Raises:
-        ValueError: bad parameters; at call time, values outside [0, 1] or NaN, an ``ignore_value``
+        ValueError: bad parameters; at call time, values outside [0, 1] or NaN, an ``ignore_index``
             that collides with a class or does not fit the output dtype.
 
     Example:
@@ -481,16 +483,24 @@ class ThresholdBinarize(Transform):
         self,
         threshold: float = 0.6,
         low: float | None = None,
-        ignore_value: int = 255,
+        ignore_index: int = 255,
         background_channel: bool = False,
         dtype: DtypeLike | torch.dtype | None = None,
+        ignore_value: int | None = None,
     ) -> None:
         name = type(self).__name__
+        if ignore_value is not None:
+            warnings.warn(
+                f"{name}: 'ignore_value' is deprecated; use 'ignore_index' (MONAI's name).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            ignore_index = ignore_value
         self.threshold = check_number(name, "threshold", threshold, 0.0, 1.0, open_min=True, open_max=True)
         if low is not None:
             low = check_number(name, "low", low, 0.0, self.threshold, open_min=True, open_max=True)
         self.low = low
-        self.ignore_value = check_int(name, "ignore_value", ignore_value)
+        self.ignore_index = check_int(name, "ignore_index", ignore_index)
         if not isinstance(background_channel, bool):
             raise param_error(name, "background_channel", "a bool", background_channel)
         self.background_channel = background_channel
@@ -498,7 +508,7 @@ class ThresholdBinarize(Transform):
 
     def _check_fits(self, dtype: torch.dtype, top: int) -> None:
         name = type(self).__name__
-        values = [top] + ([self.ignore_value] if self.low is not None else [])
+        values = [top] + ([self.ignore_index] if self.low is not None else [])
         if dtype.is_floating_point:
             limit = torch.finfo(dtype).max
             bad = [v for v in values if abs(v) > limit]
@@ -508,8 +518,8 @@ class ThresholdBinarize(Transform):
             info = torch.iinfo(dtype)
             bad = [v for v in values if not info.min <= v <= info.max]
         if bad:
-            which = "ignore_value" if self.low is not None and self.ignore_value in bad else "dtype"
-            value = self.ignore_value if which == "ignore_value" else dtype
+            which = "ignore_index" if self.low is not None and self.ignore_index in bad else "dtype"
+            value = self.ignore_index if which == "ignore_index" else dtype
             raise param_error(name, which, f"values that fit the output dtype {dtype} (labels 0..{top})", value)
 
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
@@ -521,7 +531,7 @@ class ThresholdBinarize(Transform):
             x,
             threshold=self.threshold,
             low=self.low,
-            ignore_value=self.ignore_value,
+            ignore_index=self.ignore_index,
             background_channel=self.background_channel,
             owner=name,
         )

@@ -219,12 +219,12 @@ class ThresholdBinarized(MapTransform):
 
     Args:
         keys: soft or confidence map key(s), each ``(C, *spatial)`` in [0, 1].
-        threshold, low, ignore_value, background_channel, dtype: see the array transform.
+        threshold, low, ignore_index, background_channel, dtype, ignore_value: see the array transform.
         allow_missing_keys: don't raise if a key is missing.
 
     Example:
         >>> import numpy as np
-        >>> t = ThresholdBinarized("label", threshold=0.6, low=0.5, ignore_value=255)
+        >>> t = ThresholdBinarized("label", threshold=0.6, low=0.5, ignore_index=255)
         >>> t({"label": np.array([[[0.3, 0.55, 0.8]]])})["label"].tolist()
         [[[0.0, 255.0, 1.0]]]
     """
@@ -236,14 +236,20 @@ class ThresholdBinarized(MapTransform):
         keys: KeysCollection,
         threshold: float = 0.6,
         low: float | None = None,
-        ignore_value: int = 255,
+        ignore_index: int = 255,
         background_channel: bool = False,
         dtype: DtypeLike | torch.dtype | None = None,
         allow_missing_keys: bool = False,
+        ignore_value: int | None = None,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.binarizer = ThresholdBinarize(
-            threshold=threshold, low=low, ignore_value=ignore_value, background_channel=background_channel, dtype=dtype
+            threshold=threshold,
+            low=low,
+            ignore_index=ignore_index,
+            background_channel=background_channel,
+            dtype=dtype,
+            ignore_value=ignore_value,
         )
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

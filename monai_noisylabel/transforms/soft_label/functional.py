@@ -403,7 +403,7 @@ def threshold_binarize(
     *,
     threshold: float = 0.6,
     low: float | None = None,
-    ignore_value: int = 255,
+    ignore_index: int = 255,
     background_channel: bool = False,
     owner: str = "threshold_binarize",
 ) -> torch.Tensor:
@@ -413,13 +413,13 @@ def threshold_binarize(
     - ``C`` channels: ``k`` (1-based) for the most confident class among those at or above
       ``threshold`` (ties: the lowest index), else ``0`` (background).
     - With ``low``, a voxel that got no class but whose highest confidence lies in ``[low, threshold)``
-      gets ``ignore_value`` (an ``ignore_index`` for the losses).
+      gets ``ignore_index`` (an ``ignore_index`` for the losses).
 
     Args:
         soft: ``(C, *spatial)`` maps in [0, 1].
         threshold: in (0, 1).
         low: start of the ignore band, in (0, threshold), or ``None`` for no band.
-        ignore_value: label of the ignore band; must not be a class value ``0..C``.
+        ignore_index: label of the ignore band; must not be a class value ``0..C``.
         background_channel: channel 0 of ``soft`` is background and is left out of the vote (class
             values stay the channel indices 1..C-1), e.g. after ``confidence_to_soft(overlap="normalize")``.
         owner: name used in error messages.
@@ -439,8 +439,8 @@ def threshold_binarize(
             raise param_error(owner, "background_channel", "False for an input with one channel", background_channel)
         x = x[1:]
     num_classes = x.shape[0]
-    if 0 <= ignore_value <= num_classes:
-        raise param_error(owner, "ignore_value", f"an int outside the class values 0..{num_classes}", ignore_value)
+    if 0 <= ignore_index <= num_classes:
+        raise param_error(owner, "ignore_index", f"an int outside the class values 0..{num_classes}", ignore_index)
     x = x.to(torch.float64)
     if num_classes == 1:
         conf = x[0]
@@ -451,5 +451,5 @@ def threshold_binarize(
     out = torch.where(conf >= threshold, cls, torch.zeros_like(cls))
     if low is not None:
         band = (conf >= low) & (conf < threshold)
-        out = torch.where(band, torch.full_like(cls, int(ignore_value)), out)
+        out = torch.where(band, torch.full_like(cls, int(ignore_index)), out)
     return out.unsqueeze(0)

@@ -94,10 +94,10 @@ def test_multiclass_most_confident_among_those_above_threshold():
 
 def test_ignore_band():
     x = np.array([[[0.1, 0.45, 0.5, 0.59, 0.6, 0.95]]])
-    out = ThresholdBinarize(threshold=0.6, low=0.5, ignore_value=255, dtype=np.uint8)(x)
+    out = ThresholdBinarize(threshold=0.6, low=0.5, ignore_index=255, dtype=np.uint8)(x)
     assert out.dtype == np.uint8
     assert out.tolist() == [[[0, 0, 255, 255, 1, 1]]]
-    out = ThresholdBinarize(threshold=0.6, low=0.45, ignore_value=-1, dtype=torch.int64)(torch.as_tensor(x))
+    out = ThresholdBinarize(threshold=0.6, low=0.45, ignore_index=-1, dtype=torch.int64)(torch.as_tensor(x))
     assert out.tolist() == [[[0, -1, -1, -1, 1, 1]]]
 
 
@@ -141,7 +141,7 @@ def test_kind_kept_and_input_untouched(shape, kind, make, global_rng_guard):
         ({"threshold": "0.6"}, r"The 'threshold' parameter .* Got '0.6' instead."),
         ({"threshold": 0.6, "low": 0.6}, r"The 'low' parameter .* > 0.0 and < 0.6. Got 0.6 instead."),
         ({"threshold": 0.6, "low": 0.0}, r"The 'low' parameter .* Got 0.0 instead."),
-        ({"ignore_value": 2.5}, r"The 'ignore_value' parameter of ThresholdBinarize must be an int. Got 2.5 instead."),
+        ({"ignore_index": 2.5}, r"The 'ignore_index' parameter of ThresholdBinarize must be an int. Got 2.5 instead."),
         ({"background_channel": 1}, r"The 'background_channel' parameter .* a bool. Got 1 instead."),
     ],
 )
@@ -160,13 +160,13 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match=r"Got 1 NaN value\(s\) instead."):
         t(np.array([[[np.nan, 0.5]]]))
     with pytest.raises(
-        ValueError, match=r"The 'ignore_value' parameter .* outside the class values 0..3. Got 2 instead."
+        ValueError, match=r"The 'ignore_index' parameter .* outside the class values 0..3. Got 2 instead."
     ):
-        ThresholdBinarize(low=0.5, ignore_value=2)(np.zeros((3, 2, 2)))
+        ThresholdBinarize(low=0.5, ignore_index=2)(np.zeros((3, 2, 2)))
     with pytest.raises(
-        ValueError, match=r"The 'ignore_value' parameter .* fit the output dtype torch.uint8 .* Got -1 instead."
+        ValueError, match=r"The 'ignore_index' parameter .* fit the output dtype torch.uint8 .* Got -1 instead."
     ):
-        ThresholdBinarize(low=0.5, ignore_value=-1, dtype=np.uint8)(np.zeros((3, 2, 2)))
+        ThresholdBinarize(low=0.5, ignore_index=-1, dtype=np.uint8)(np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match=r"The 'dtype' parameter .* fit the output dtype torch.bool"):
         ThresholdBinarize(dtype=bool)(np.zeros((3, 2, 2)))
     with pytest.raises(ValueError, match=r"The 'background_channel' parameter .* False for an input with one channel"):
@@ -182,3 +182,12 @@ def test_dict_agrees_with_array():
     assert torch.equal(out["confidence"], expected) and out["id"] == "lus0004"
     assert_unchanged(before, data)
     assert ThresholdBinarizeD is ThresholdBinarized and ThresholdBinarizeDict is ThresholdBinarized
+
+
+def test_ignore_value_is_a_deprecated_alias():
+    x = np.array([[[0.2, 0.55], [0.7, 0.1]]], np.float32)
+    with pytest.warns(DeprecationWarning, match="'ignore_value' is deprecated; use 'ignore_index'"):
+        old = ThresholdBinarize(threshold=0.6, low=0.5, ignore_value=7)(x)
+    new = ThresholdBinarize(threshold=0.6, low=0.5, ignore_index=7)(x)
+    np.testing.assert_array_equal(np.asarray(old), np.asarray(new))
+    assert np.asarray(new).tolist() == [[[0, 7], [1, 0]]]
