@@ -186,6 +186,49 @@ def corrupt_datalist(
         >>> m["num_samples"], m["num_selected"], sum(s["selected"] for s in m["samples"])
         (4, 2, 2)
     """
+    kind, rate, seed, transform = _check_arguments(kind, rate, seed, transform_kwargs)
+    keys = list(path_keys) if path_keys is not None else ["image", label_key]
+    if label_key not in keys:
+        keys.append(label_key)
+    resolved, base, src_json = _resolve_datalist(datalist, base_dir, section, label_key, keys)
+    train = resolved[section]
+    n_sel = round(rate * len(train))
+    selected = {int(i) for i in np.random.default_rng(seed).permutation(len(train))[:n_sel]}
+    out = Path(out_dir).resolve()
+    targets = {i: _target(Path(train[i][label_key]), base, i, out / "labels") for i in sorted(selected)}
+    _check_writes(out, targets, resolved, keys, src_json)
+
+    samples = []
+    new_entries = []
+    for i, entry in enumerate(_progress(train, len(train), f"corrupt ({kind})", progress)):
+        sample = _corrupt_entry(entry, label_key, transform, kind, targets.get(i))
+        samples.append(sample)
+        new_entries.append({**entry, label_key: sample["new"]})
+    resolved[section] = new_entries
+
+    manifest = {
+        "kind": kind,
+        "rate": rate,
+        "seed": seed,
+        "section": section,
+        "transform": type(transform).__name__,
+        "transform_kwargs": transform_kwargs,
+        "num_samples": len(train),
+        "num_selected": n_sel,
+        "num_corrupted": sum(s["corrupted"] for s in samples),
+        "source_datalist": str(src_json) if src_json is not None else None,
+        "datalist": str(out / "datalist.json"),
+        "samples": samples,
+    }
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write_text(out / "datalist.json", json.dumps(resolved, indent=2, default=str) + "\n")
+    return manifest
+
+
+def _check_arguments(
+    kind: str, rate: float, seed: int, transform_kwargs: Mapping[str, Any]
+) -> tuple[str, float, int, _LabelNoiseTransform]:
+    """Checked ``kind``/``rate``/``seed`` and the transform of ``kind`` (``prob=1``, fixed per sample)."""
     kind = _KIND_ALIASES.get(kind, kind)  # the papers call a systematic bias "systematic"
     kind = check_choice(_OWNER, "kind", kind, LABEL_NOISE_KINDS)
     rate = check_number(_OWNER, "rate", rate, 0.0, 1.0)
@@ -198,27 +241,28 @@ def corrupt_datalist(
         transform = cls(prob=1.0, fixed_per_sample=True, seed=seed, **transform_kwargs)
     except TypeError as e:
         raise ValueError(f"{_OWNER}: {cls.__name__} does not take {sorted(transform_kwargs)}: {e}") from e
-    keys = list(path_keys) if path_keys is not None else ["image", label_key]
-    if label_key not in keys:
-        keys.append(label_key)
+    return kind, rate, seed, transform
 
+
+def _resolve_datalist(
+    datalist: Any, base_dir: Any, section: str, label_key: str, keys: Sequence[str]
+) -> tuple[dict[str, Any], Path, Path | None]:
+    """The datalist with absolute paths under ``keys``, checked to hold a ``section`` of label entries."""
     data, base, src_json = _load(datalist, base_dir)
     entries = data.get(section)
     if not isinstance(entries, list):
         raise ValueError(f"{_OWNER}: the datalist has no {section!r} list (sections: {sorted(data)}).")
     resolved = {k: [_resolve_entry(e, base, keys) for e in v] if isinstance(v, list) else v for k, v in data.items()}
-    train = resolved[section]
-    for i, entry in enumerate(train):
+    for i, entry in enumerate(resolved[section]):
         if not isinstance(entry, Mapping) or not isinstance(entry.get(label_key), str):
             raise ValueError(f"{_OWNER}: {section} entry {i} must be a dict with a {label_key!r} path. Got {entry!r}.")
+    return resolved, base, src_json
 
-    n_total = len(train)
-    n_sel = round(rate * n_total)
-    selected = {int(i) for i in np.random.default_rng(seed).permutation(n_total)[:n_sel]}
-    out = Path(out_dir).resolve()
-    targets = {i: _target(Path(train[i][label_key]), base, i, out / "labels") for i in sorted(selected)}
 
-    # Safety: nothing we write may replace a source file (labels, images, the datalist itself).
+def _check_writes(
+    out: Path, targets: Mapping[int, Path], resolved: Mapping[str, Any], keys: Sequence[str], src_json: Path | None
+) -> None:
+    """Refuse an ``out_dir`` where a file we write would replace a source file (labels, images, the datalist)."""
     sources = _source_files(resolved, keys) | ({_real(src_json)} if src_json is not None else set())
     writes = [*targets.values(), out / "manifest.json", out / "datalist.json"]
     for w in writes:
@@ -229,57 +273,33 @@ def corrupt_datalist(
     if len({_real(w) for w in writes}) != len(writes):
         raise ValueError(f"{_OWNER}: two selected labels map to the same output file under {str(out)!r}.")
 
-    samples = []
-    new_entries = []
-    num_changed = 0
-    for i, entry in enumerate(_progress(train, len(train), f"corrupt ({kind})", progress)):
-        original = str(entry[label_key])
-        sid = str(entry["id"]) if entry.get("id") is not None else original
-        record: dict[str, Any] | None = None
-        new_path = original
-        if i in selected:
-            array, affine = _read_label(Path(original))
-            noisy = transform(array[None], sample_id=sid)[0]
-            record = transform.last_record
-            num_changed += int(bool(record and record["corrupted"]))
-            new_path = str(targets[i])
-            save_nifti(noisy, new_path, affine)
-            if record is not None and not record["corrupted"]:
-                warnings.warn(
-                    f"{_OWNER}: sample {sid!r} was selected but the {kind} corruption left it unchanged.", stacklevel=2
-                )
-        samples.append(
-            {
-                "id": sid,
-                "selected": i in selected,
-                "corrupted": bool(record["corrupted"]) if record is not None else False,
-                "kind": kind if i in selected else None,
-                "params": record["params"] if record is not None else None,
-                "record": record,
-                "original": original,
-                "new": new_path,
-            }
-        )
-        new_entries.append({**entry, label_key: new_path})
-    resolved[section] = new_entries
 
-    manifest = {
-        "kind": kind,
-        "rate": rate,
-        "seed": seed,
-        "section": section,
-        "transform": cls.__name__,
-        "transform_kwargs": transform_kwargs,
-        "num_samples": n_total,
-        "num_selected": n_sel,
-        "num_corrupted": num_changed,
-        "source_datalist": str(src_json) if src_json is not None else None,
-        "datalist": str(out / "datalist.json"),
-        "samples": samples,
+def _corrupt_entry(
+    entry: Mapping[str, Any], label_key: str, transform: _LabelNoiseTransform, kind: str, target: Path | None
+) -> dict[str, Any]:
+    """The manifest record of one entry; a selected one (``target`` given) gets its corrupted copy written there."""
+    original = str(entry[label_key])
+    sid = str(entry["id"]) if entry.get("id") is not None else original
+    record: dict[str, Any] | None = None
+    if target is not None:
+        array, affine = _read_label(Path(original))
+        noisy = transform(array[None], sample_id=sid)[0]
+        record = transform.last_record
+        save_nifti(noisy, target, affine)
+        if record is not None and not record["corrupted"]:
+            warnings.warn(
+                f"{_OWNER}: sample {sid!r} was selected but the {kind} corruption left it unchanged.", stacklevel=3
+            )
+    return {
+        "id": sid,
+        "selected": target is not None,
+        "corrupted": bool(record["corrupted"]) if record is not None else False,
+        "kind": kind if target is not None else None,
+        "params": record["params"] if record is not None else None,
+        "record": record,
+        "original": original,
+        "new": str(target) if target is not None else original,
     }
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
-    atomic_write_text(out / "datalist.json", json.dumps(resolved, indent=2, default=str) + "\n")
-    return manifest
 
 
 def read_corruption_manifest(manifest: Mapping[str, Any] | str | os.PathLike) -> list[dict[str, Any]]:
