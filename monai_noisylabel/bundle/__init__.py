@@ -1,7 +1,7 @@
 """Code the bundles under ``bundles/`` instantiate by dotted ``_target_`` (bundle code lives in the installed package).
 
 - :func:`prepare_echo_data`: synthetic default data, CAMUS, or a user datalist, with optional noise injection.
-- :mod:`monai_noisylabel.bundle.workflow`: seeded network init, a per-sample Dice+CE loss, per-structure metric
+- :mod:`monai_noisylabel.bundle.workflow`: seeded network init, per-structure metric
   transforms, resume from the latest checkpoint, progress lines with time left, and the end-of-training report.
 """
 
@@ -11,7 +11,6 @@ from monai_noisylabel.bundle.data import SECTIONS, list_images, noise_manifest, 
 from monai_noisylabel.bundle.workflow import (
     HISTORY_FILENAME,
     ResumeFromLatestCheckpoint,
-    SampleDiceCELoss,
     TrainingProgress,
     as_flag,
     channel_output_transform,
@@ -19,6 +18,7 @@ from monai_noisylabel.bundle.workflow import (
     named,
     seeded_init,
 )
+from monai_noisylabel.losses.dice_ce import SampleDiceCELoss  # configs written before it moved to losses
 
 __all__ = [
     "SECTIONS",

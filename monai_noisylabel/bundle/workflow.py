@@ -1,8 +1,6 @@
 """Pieces the bundle configs instantiate by dotted ``_target_`` that MONAI and ignite do not provide.
 
 - :func:`seeded_init`: re-initialize a network from a seed without touching the global RNG.
-- :class:`SampleDiceCELoss`: Dice + cross-entropy that keeps one value per sample (MONAI's ``DiceCELoss``
-  has no ``reduction="none"``), for the detection handlers and :class:`~monai_noisylabel.handlers.PseudoLabelWeightedLoss`.
 - :func:`channel_output_transform`: the ``output_transform`` of a per-structure metric.
 - :class:`ResumeFromLatestCheckpoint`: a ``CheckpointLoader`` for the newest checkpoint of a folder, if any.
 - :class:`TrainingProgress`: per-epoch lines with the loss, epoch time and an estimate of the time left, and
@@ -25,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from monai.handlers import from_engine
-from monai.losses import DiceLoss
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.handlers._common import is_main_process
@@ -43,7 +40,6 @@ __all__ = [
     "as_flag",
     "named",
     "seeded_init",
-    "SampleDiceCELoss",
     "channel_output_transform",
     "ResumeFromLatestCheckpoint",
     "TrainingProgress",
@@ -110,61 +106,6 @@ def seeded_init(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             if callable(reset):
                 reset()
     return network
-
-
-class SampleDiceCELoss(torch.nn.Module):
-    """``lambda_dice * Dice + lambda_ce * CE`` per sample: ``(B,)`` for ``reduction="none"``, else reduced.
-
-    Labels are class-index maps ``(B, 1, *spatial)``; voxels equal to ``ignore_index`` are left out of both
-    terms (a pseudo-label's gated voxels). Softmax Dice over all classes except the background.
-
-    Example:
-        >>> loss = SampleDiceCELoss(reduction="none")
-        >>> loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 4, 4, dtype=torch.long)).shape
-        torch.Size([2])
-    """
-
-    def __init__(
-        self,
-        include_background: bool = False,
-        lambda_dice: float = 1.0,
-        lambda_ce: float = 1.0,
-        ignore_index: int = 255,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise param_error("SampleDiceCELoss", "reduction", "'mean', 'sum' or 'none'", reduction)
-        self.dice = DiceLoss(include_background=include_background, softmax=True, reduction="none", soft_label=True)
-        self.lambda_dice, self.lambda_ce = float(lambda_dice), float(lambda_ce)
-        self.ignore_index = int(ignore_index)
-        self.reduction = reduction
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if labels.ndim != logits.ndim or labels.shape[1] != 1 or labels.shape[2:] != logits.shape[2:]:
-            raise param_error(
-                "SampleDiceCELoss",
-                "target",
-                f"a (B, 1, *spatial) class map for logits {tuple(logits.shape)}",
-                tuple(labels.shape),
-            )
-        y = labels[:, 0].long()
-        valid = y != self.ignore_index
-        y_safe = torch.where(valid, y, torch.zeros_like(y))
-        ce = torch.nn.functional.cross_entropy(logits.float(), y_safe, reduction="none") * valid
-        ce = ce.flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)
-        onehot = torch.nn.functional.one_hot(y_safe, logits.shape[1]).movedim(-1, 1).to(logits.dtype)
-        mask = valid.unsqueeze(1).to(logits.dtype)
-        # ignored voxels: the target equals the prediction there, so they add nothing to Dice's terms
-        probs = torch.softmax(logits.float(), dim=1).detach()
-        target = onehot * mask + probs * (1 - mask)
-        dice = self.dice(logits, target).flatten(1).mean(1)
-        out = self.lambda_dice * dice + self.lambda_ce * ce
-        if self.reduction == "mean":
-            return out.mean()
-        if self.reduction == "sum":
-            return out.sum()
-        return out
 
 
 def channel_output_transform(channel: int, keys: Sequence[str] = ("pred", "label")) -> Callable[[Any], Any]:

@@ -1,4 +1,5 @@
-"""Noise-tolerant segmentation losses: the normalized Active-Passive family and threshold-binarized BCE.
+"""Noise-tolerant segmentation losses: the normalized Active-Passive family, threshold-binarized BCE, and a per-sample
+Dice + CE (:class:`SampleDiceCELoss`) for per-sample scoring and weighting.
 
 All are ``torch.nn.modules.loss._Loss`` subclasses with MONAI's arguments (``include_background``,
 ``to_onehot_y``, ``sigmoid``/``softmax``, ``reduction``) plus ``ignore_index``, and take an optional
@@ -14,6 +15,7 @@ from monai_noisylabel.losses.active_passive import (
     NormalizedFocalLoss,
     ReverseCrossEntropyLoss,
 )
+from monai_noisylabel.losses.dice_ce import SampleDiceCELoss
 from monai_noisylabel.losses.threshold_bce import ThresholdBinarizedBCELoss
 
 __all__ = [
@@ -22,5 +24,6 @@ __all__ = [
     "NormalizedCrossEntropyLoss",
     "NormalizedFocalLoss",
     "ReverseCrossEntropyLoss",
+    "SampleDiceCELoss",
     "ThresholdBinarizedBCELoss",
 ]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.losses import DiceCELoss
 
 from monai_noisylabel.bundle import (
     ResumeFromLatestCheckpoint,
-    SampleDiceCELoss,
     as_flag,
     channel_output_transform,
     list_images,
@@ -34,25 +32,6 @@ def test_seeded_init_is_reproducible_and_leaves_the_global_rng():
     a, b, c = seeded_init(nets[0], 7), seeded_init(nets[1], 7), seeded_init(nets[2], 8)
     assert torch.equal(state, torch.random.get_rng_state())
     assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
-
-
-def test_sample_dice_ce_matches_monai_and_ignores_voxels():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(3, 4, 8, 8, generator=g)
-    labels = torch.randint(0, 4, (3, 1, 8, 8), generator=g)
-    ours = SampleDiceCELoss(reduction="none")(logits, labels)
-    assert ours.shape == (3,)
-    ref = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
-    assert float(ours.mean()) == pytest.approx(float(ref(logits, labels)), rel=1e-4)
-    # ignored voxels contribute nothing: changing the logits there leaves the loss unchanged
-    ignored = labels.clone()
-    ignored[:, :, :4] = 255
-    other = logits.clone()
-    other[:, :, :4] += 5.0
-    loss = SampleDiceCELoss(reduction="none")
-    assert torch.allclose(loss(logits, ignored), loss(other, ignored), atol=1e-6)
-    with pytest.raises(ValueError, match="'target'"):
-        loss(logits, labels[:, 0])
 
 
 def test_channel_output_transform():
