@@ -1,4 +1,4 @@
-"""CAMUS datalists for both public releases (see DESIGN.md section 5).
+"""CAMUS datalists for both public releases, with their official splits.
 
 - 2023 NIfTI release: ``CAMUS_public/database_nifti/patientNNNN/patientNNNN_{2CH,4CH}_{ED,ES}[_gt].nii.gz``,
   ``..._half_sequence[_gt].nii.gz``, ``Info_{2CH,4CH}.cfg``, and the official split in

@@ -2,7 +2,7 @@
 
 - :func:`plot_score_histograms`, :func:`plot_training_curves`, :func:`plot_suspects`: one PNG each.
 - :func:`suspects_from_scores`: the top rows of ``label_scores.csv`` with their images and labels loaded.
-- :func:`write_report`: ``<output_dir>/report/index.html`` with those PNGs (DESIGN.md section 3).
+- :func:`write_report`: ``<output_dir>/report/index.html`` with those PNGs (docs/architecture.md, output contracts).
 
 matplotlib (Agg canvas, no ``pyplot``) is needed by this subpackage only; ``import monai_noisylabel``
 does not import it.

@@ -1,4 +1,4 @@
-"""The HTML label-quality report of a run: ``<output_dir>/report/index.html`` and its PNGs (DESIGN.md section 3).
+"""The HTML label-quality report of a run: ``<output_dir>/report/index.html`` and its PNGs (docs/architecture.md, output contracts).
 
 The page is self-contained: no JavaScript, no external assets, only the PNGs next to it, and every
 text it shows (ids, paths, summary keys) is HTML-escaped.

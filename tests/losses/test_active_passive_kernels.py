@@ -18,7 +18,7 @@ CASES = [
 
 
 def _reference(logp, q, alpha=1.0, active="nce", gamma=0.0, beta=0.0, passive="rce", first=0):
-    """The formulas of DESIGN.md section 4 with plain autograd over dim 2."""
+    """The formulas of docs/methods/losses.md with plain autograd over dim 2."""
     p = logp.exp()
     out = 0.0
     if alpha > 0:

@@ -368,7 +368,7 @@ class _LabelNoiseTransform(RandomizableTransform):
 class RandLabelNoise(_LabelNoiseTransform):
     """Random label errors: each structure eroded or dilated (equal odds), radius drawn from a range.
 
-    The "random errors" of the echo label-noise study (DESIGN.md section 4): each structure is eroded
+    The "random errors" of the echo label-noise study (docs/methods/label_noise.md): each structure is eroded
     or dilated by a disk/ball whose radius is drawn from ``radius``, and optionally shifted by up to
     ``max_shift`` voxels per axis; then the whole map may get an elastic boundary jitter of at most
     ``jitter`` voxels. Over samples the errors have zero mean bias (with ``dilate_prob=0.5``).
@@ -469,7 +469,7 @@ class RandLabelBias(_LabelNoiseTransform):
     ``mode="dilate"`` over-segments ``label_class`` by ``radius`` voxels (a disk/ball), ``"erode"``
     under-segments it, ``"shift"`` moves it by ``offset`` voxels (one boundary forward, the opposite one
     back). Only whether a sample is affected is random (``prob``); the change itself is fixed, which is
-    what makes a bias hard to detect by loss or gradient variance (DESIGN.md section 4). Chain two
+    what makes a bias hard to detect by loss or gradient variance (docs/methods/label_noise.md). Chain two
     transforms for two biased classes; with ``fixed_per_sample=True`` and the same ``seed`` both hit
     the same samples.
 
