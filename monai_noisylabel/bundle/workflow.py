@@ -116,7 +116,9 @@ class SampleDiceCELoss(torch.nn.Module):
     """``lambda_dice * Dice + lambda_ce * CE`` per sample: ``(B,)`` for ``reduction="none"``, else reduced.
 
     Labels are class-index maps ``(B, 1, *spatial)``; voxels equal to ``ignore_index`` are left out of both
-    terms (a pseudo-label's gated voxels). Softmax Dice over all classes except the background.
+    terms (a pseudo-label's gated voxels). Soft targets ``(B, C, *spatial)`` (floating, e.g. the self-cleansing
+    LCM targets) use soft cross-entropy and MONAI's soft-label Dice. Softmax Dice over all classes except the
+    background.
 
     Example:
         >>> loss = SampleDiceCELoss(reduction="none")
@@ -141,6 +143,10 @@ class SampleDiceCELoss(torch.nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if labels.is_floating_point() and labels.shape == logits.shape and labels.shape[1] > 1:
+            q = labels.float()
+            ce = -(q * torch.log_softmax(logits.float(), dim=1)).sum(1).flatten(1).mean(1)
+            return self._reduce(self.lambda_dice * self.dice(logits, q).flatten(1).mean(1) + self.lambda_ce * ce)
         if labels.ndim != logits.ndim or labels.shape[1] != 1 or labels.shape[2:] != logits.shape[2:]:
             raise param_error(
                 "SampleDiceCELoss",
@@ -159,7 +165,9 @@ class SampleDiceCELoss(torch.nn.Module):
         probs = torch.softmax(logits.float(), dim=1).detach()
         target = onehot * mask + probs * (1 - mask)
         dice = self.dice(logits, target).flatten(1).mean(1)
-        out = self.lambda_dice * dice + self.lambda_ce * ce
+        return self._reduce(self.lambda_dice * dice + self.lambda_ce * ce)
+
+    def _reduce(self, out: torch.Tensor) -> torch.Tensor:
         if self.reduction == "mean":
             return out.mean()
         if self.reduction == "sum":
