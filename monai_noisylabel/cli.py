@@ -118,6 +118,57 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_training(args: argparse.Namespace) -> int:
+    from monai_noisylabel.compare import compare_training
+
+    result = compare_training(
+        args.out,
+        kinds=args.kinds,
+        rates=args.rates,
+        seeds=args.seeds,
+        methods=args.methods,
+        size=args.size,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        epochs=args.epochs,
+        warmup=args.warmup,
+        every=args.every,
+        device=args.device,
+    )
+    print(result["table"])
+    print("\n".join(f"wrote {p}" for p in result["paths"].values()))
+    return 0
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    from monai_noisylabel.compare import METHODS, NOISE_KINDS
+
+    p = sub.add_parser(
+        "compare-training",
+        help="train plain / refurbishment / self-cleansing / small-loss selection under the same label noise "
+        "and write one table and one PNG of clean-test Dice and recovered gap",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (runs.csv, summary.csv/.md/.png)")
+    p.add_argument("--kinds", nargs="+", default=list(NOISE_KINDS), choices=NOISE_KINDS)
+    p.add_argument("--rates", nargs="+", type=float, default=[0.25, 0.5], help="noise rates (rate 0 always runs)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--size", type=int, default=48, help="image side in pixels (default 48)")
+    p.add_argument("--num-train", type=int, default=64)
+    p.add_argument("--num-test", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=16)
+    p.add_argument("--warmup", type=int, default=6, help="relabelling/selection from the epoch after this")
+    p.add_argument("--every", type=int, default=2)
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.set_defaults(func=_cmd_compare_training)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
     """``corrupt``: dataset-level label corruption; implemented in transforms/label_noise/corrupt.py."""
     try:
@@ -163,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     _add_corrupt_parser(sub)
+    _add_compare_parser(sub)
 
     p = sub.add_parser("report", help="write <output-dir>/report/index.html from a run's label_scores.csv")
     p.add_argument("--output-dir", required=True, type=Path, help="the run's output folder (has label_scores.csv)")

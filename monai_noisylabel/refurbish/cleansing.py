@@ -29,8 +29,9 @@ from monai_noisylabel.utils import check_choice, check_int, check_number
 
 __all__ = ["SPLIT_SOURCES", "split_noisy", "lcm_mix_weight", "lcm_pseudo_labels"]
 
-SPLIT_SOURCES = ("flagged", "gmm")
-"""Where :func:`split_noisy` reads the noisy samples: the ``flagged`` column, or the ``gmm_noisy_prob`` column."""
+SPLIT_SOURCES = ("flagged", "gmm", "offset")
+"""Where :func:`split_noisy` reads the noisy samples: the ``flagged`` column, the ``gmm_noisy_prob`` column, or a
+two-component GMM over the ``offset`` column (the directional score that sees a systematic bias)."""
 
 
 def _finite(value: Any) -> float | None:
@@ -54,10 +55,12 @@ def split_noisy(
         table: per sample id, a row with ``loss``, ``gmm_noisy_prob`` and ``flagged`` (the detection handlers'
             ``engine.state.label_scores``; missing or ``None`` cells are allowed).
         source: ``"gmm"``: noisy where ``gmm_noisy_prob > threshold``, ``P(clean) = 1 - gmm_noisy_prob``;
+            ``"offset"``: the same with the posterior of :func:`~monai_noisylabel.detection.gmm_noisy_probability`
+            fitted to the ``offset`` column instead of the loss;
             ``"flagged"``: noisy where ``flagged`` is true, ``P(clean) = 0`` (a flag is a hard decision: the
             combined score that sets it sees a systematic bias the loss GMM does not).
         threshold: GMM posterior above which a sample is noisy, in [0, 1) (DivideMix: 0.5).
-        min_samples: with ``source="gmm"``, fewer samples with a finite loss and posterior skip the split.
+        min_samples: with ``source="gmm"`` or ``"offset"``, fewer scored samples skip the split.
 
     Returns:
         ``(noisy, "")`` with ``noisy`` a dict id -> ``P(clean)`` in [0, 1], or ``(None, reason)`` when the GMM
@@ -78,6 +81,17 @@ def split_noisy(
     min_samples = check_int(owner, "min_samples", min_samples, 2)
     if source == "flagged":
         return {str(i): 0.0 for i, row in table.items() if row.get("flagged")}, ""
+    if source == "offset":
+        from monai_noisylabel.detection import gmm_noisy_probability
+
+        offsets = {str(i): v for i, row in table.items() if (v := _finite(row.get("offset"))) is not None}
+        values = np.array(list(offsets.values()))
+        if values.size < min_samples:
+            return None, f"only {values.size} samples have an offset score (min_samples={min_samples})"
+        if np.ptp(values) <= 1e-12 * max(1.0, float(np.abs(values).max())):
+            return None, f"all {values.size} offset scores are equal: the GMM cannot split them"
+        noisy_prob = gmm_noisy_probability(values)
+        return {i: 1.0 - float(p) for i, p in zip(offsets, noisy_prob) if p > threshold}, ""
     scored = {}
     losses = []
     for i, row in table.items():
