@@ -50,6 +50,21 @@ def _cmd_camus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_acdc(args: argparse.Namespace) -> int:
+    from monai_noisylabel.data.acdc import acdc_datalist, acdc_slices
+    from monai_noisylabel.data.datalist import write_datalist
+
+    datalist = acdc_datalist(args.root, val_every=args.val_every)
+    out = write_datalist(datalist, args.out)
+    counts = {k: len(v) for k, v in datalist.items() if isinstance(v, list)}
+    print(f"wrote {out} {json.dumps(counts)}")
+    if args.slices is not None:
+        slices = acdc_slices(datalist, args.slices, min_foreground=args.min_foreground)
+        counts = {k: len(v) for k, v in slices.items() if isinstance(v, list)}
+        print(f"wrote {args.slices / 'datalist.json'} (2D short-axis slices) {json.dumps(counts)}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from monai_noisylabel.data.datalist import load_datalist
 
@@ -205,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=1, help="2019 release only: fold 1..10 (default 1)")
     p.add_argument("--half-sequences", action="store_true", help="also list the (half) sequences")
     p.set_defaults(func=_cmd_camus)
+
+    p = sub.add_parser("acdc-datalist", help="build a datalist from the ACDC layout (training/ and testing/ patients)")
+    p.add_argument("root", type=Path, help="the ACDC folder (holds training/ and testing/, or database/)")
+    p.add_argument("--out", required=True, type=Path, help="datalist JSON of the 3D ED/ES frames to write")
+    p.add_argument("--val-every", type=int, default=5, help="every N-th training patient is validation (default 5)")
+    p.add_argument("--slices", type=Path, default=None, help="also write 2D short-axis slices and their datalist here")
+    p.add_argument("--min-foreground", type=int, default=1, help="skip slices with fewer labelled pixels (default 1)")
+    p.set_defaults(func=_cmd_acdc)
 
     p = sub.add_parser("check-datalist", help="check that every file of a datalist exists and shapes agree")
     p.add_argument("datalist", type=Path)
