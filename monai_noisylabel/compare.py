@@ -80,14 +80,18 @@ def _noise_transform(kind: str, seed: int, bias_radius: int) -> Any:
     return t
 
 
-def _corrupt(samples: list[dict[str, Any]], kind: str, rate: float, seed: int, bias_radius: int) -> list[dict[str, Any]]:
+def _corrupt(
+    samples: list[dict[str, Any]], kind: str, rate: float, seed: int, bias_radius: int
+) -> list[dict[str, Any]]:
     """A copy of ``samples`` with ``round(rate * N)`` labels corrupted (which ones drawn from ``seed``)."""
     if rate == 0:
         return [dict(s) for s in samples]
     rng = np.random.default_rng(seed)
     chosen = set(rng.choice(len(samples), round(rate * len(samples)), replace=False).tolist())
     t = _noise_transform(kind, seed, bias_radius)
-    return [dict(s, label=torch.as_tensor(t(s["label"])).long()) if k in chosen else dict(s) for k, s in enumerate(samples)]
+    return [
+        dict(s, label=torch.as_tensor(t(s["label"])).long()) if k in chosen else dict(s) for k, s in enumerate(samples)
+    ]
 
 
 def _train(
@@ -169,7 +173,9 @@ def _train(
         for b in DataLoader(Dataset(test), batch_size=bs):
             pred = net(b["image"].to(device)).argmax(1, keepdim=True)
             metric(one_hot(pred, 4), one_hot(b["label"].to(device), 4))
-    return metric.aggregate().cpu().numpy().astype(float), time.perf_counter() - t0
+    dice = metric.aggregate()
+    assert isinstance(dice, torch.Tensor)
+    return dice.cpu().numpy().astype(float), time.perf_counter() - t0
 
 
 def _summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -235,7 +241,11 @@ def _plot(summary: list[dict[str, Any]], path: Path) -> None:
         means, stds, recs, rstd = [], [], [], []
         for kind, rate in cells:
             s = next(
-                (x for x in summary if x["method"] == method and x["rate"] == rate and (rate == 0 or x["kind"] == kind)),
+                (
+                    x
+                    for x in summary
+                    if x["method"] == method and x["rate"] == rate and (rate == 0 or x["kind"] == kind)
+                ),
                 None,
             )
             means.append(np.nan if s is None else s["mean"])
@@ -326,7 +336,7 @@ def compare_training(
     seeds = [check_int(_OWNER, "seeds", s, 0) for s in seeds]
     if not seeds:
         raise param_error(_OWNER, "seeds", "at least one seed", seeds)
-    settings = {
+    settings: dict[str, Any] = {
         "size": check_int(_OWNER, "size", size, 16),
         "epochs": check_int(_OWNER, "epochs", epochs, 1),
         "batch_size": check_int(_OWNER, "batch_size", batch_size, 1),

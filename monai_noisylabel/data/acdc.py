@@ -50,6 +50,11 @@ def find_acdc_root(root: str | os.PathLike) -> Path:
     )
 
 
+def _nifti(path: str | os.PathLike) -> Any:
+    """The NIfTI image object of ``path`` (header read; data loaded on access)."""
+    return nib.load(str(path))
+
+
 def _frame_pair(pdir: Path, patient: str, frame: int, check_shapes: bool) -> tuple[Path, Path]:
     image = pdir / f"{patient}_frame{frame:02d}.nii.gz"
     label = pdir / f"{patient}_frame{frame:02d}_gt.nii.gz"
@@ -57,7 +62,7 @@ def _frame_pair(pdir: Path, patient: str, frame: int, check_shapes: bool) -> tup
         if not path.is_file():
             raise FileNotFoundError(f"{_OWNER}: the file {str(path)!r} does not exist (frame {frame} of Info.cfg).")
     if check_shapes:
-        shapes = [tuple(nib.load(str(p)).shape[:3]) for p in (image, label)]  # headers only
+        shapes = [tuple(_nifti(p).shape[:3]) for p in (image, label)]  # headers only
         if shapes[0] != shapes[1]:
             raise param_error(
                 _OWNER, "root", f"a mask {str(label)!r} of its image's shape {shapes[0]}", f"shape {shapes[1]}"
@@ -132,9 +137,7 @@ def _slice_affine(affine: np.ndarray, z: int) -> np.ndarray:
     return out
 
 
-def acdc_slices(
-    datalist: Mapping[str, Any], out_dir: str | os.PathLike, *, min_foreground: int = 1
-) -> dict[str, Any]:
+def acdc_slices(datalist: Mapping[str, Any], out_dir: str | os.PathLike, *, min_foreground: int = 1) -> dict[str, Any]:
     """Write every short-axis slice of the datalist's volumes as a 2D NIfTI pair; return the 2D datalist.
 
     The echo bundle is 2D: its ``datalist`` override reads ``<out_dir>/datalist.json`` (RV, myocardium and LV as
@@ -162,7 +165,7 @@ def acdc_slices(
     for section in ("training", "validation", "test"):
         entries = []
         for e in datalist.get(section) or []:
-            img_nii, lab_nii = nib.load(str(e["image"])), nib.load(str(e["label"]))
+            img_nii, lab_nii = _nifti(e["image"]), _nifti(e["label"])
             image = np.asarray(img_nii.dataobj, dtype=np.float32)
             label = np.asarray(lab_nii.dataobj)
             if image.ndim != 3:

@@ -262,7 +262,7 @@ class LabelRefurbishHandler:
         self.logger = logging.getLogger(name)
         self._name = name
         #: lcm/select modes: per noisy id, its P(clean) and the epoch it was (last) called noisy
-        self.noisy: dict[str, dict[str, float]] = {}
+        self.noisy: dict[str, dict[str, Any]] = {}
         #: epochs whose split was skipped, with the reason
         self.skipped_epochs: dict[int, str] = {}
         self._batch_soft: tuple[list[int], torch.Tensor | None, list[float]] | None = None

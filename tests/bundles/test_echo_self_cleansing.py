@@ -19,7 +19,7 @@ from monai_noisylabel.handlers import read_label_scores
 from monai_noisylabel.refurbish import read_refurbish_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from acdc_testlib import make_acdc_tree  # noqa: E402
+from acdc_testlib import make_acdc_tree
 
 FILES = [str(CONFIGS / "train.json"), str(CONFIGS / "self_cleansing.json")]
 SETTINGS = {**TINY, "max_epochs": 3, "noise_kwargs": {"label_class": 3}}  # ACDC class 3: the LV cavity
@@ -27,7 +27,9 @@ SETTINGS = {**TINY, "max_epochs": 3, "noise_kwargs": {"label_class": 3}}  # ACDC
 
 def _acdc(tmp_path: Path) -> tuple[Path, Path]:
     root = make_acdc_tree(tmp_path / "ACDC", training=(1, 2, 3, 4, 5, 6, 7, 10), testing=(101,))
-    assert main(["acdc-datalist", str(root), "--out", str(tmp_path / "acdc.json"), "--slices", str(tmp_path / "sl")]) == 0
+    assert (
+        main(["acdc-datalist", str(root), "--out", str(tmp_path / "acdc.json"), "--slices", str(tmp_path / "sl")]) == 0
+    )
     return root, tmp_path / "sl" / "datalist.json"
 
 
@@ -43,7 +45,9 @@ def test_self_cleansing_runs_on_acdc_slices_through_monai_bundle_run(tmp_path):
     args += ["--logging_file", str(CONFIGS / "logging.conf"), "--datalist", str(datalist)]
     for k, v in {**SETTINGS, **_paths(tmp_path)}.items():
         args += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
-    res = subprocess.run(args, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        args, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600
+    )
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     assert "LabelRefurbishHandler (lcm): epoch 2" in out and "report: " in res.stdout

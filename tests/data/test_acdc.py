@@ -9,11 +9,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
 from acdc_testlib import SHAPE, make_acdc_tree
 
 from monai_noisylabel.__main__ import main
 from monai_noisylabel.data import acdc_datalist, acdc_slices, load_datalist, save_nifti
+
 
 def _digest(root: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}

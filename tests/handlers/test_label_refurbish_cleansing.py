@@ -89,7 +89,7 @@ def test_lcm_soft_targets_are_distributions_and_clean_labels_untouched(tmp_path,
 
 
 def test_lcm_target_starts_at_the_given_label_and_follows_p_clean():
-    samples, handler, trainer = _setup(None, teacher=False, max_epochs=1)
+    _, handler, trainer = _setup(None, teacher=False, max_epochs=1)
     handler.noisy = {"s01": {"clean_prob": 1.0, "epoch": 0, "fraction_changed": None, "label_path": ""}}
     handler.attach(trainer)
     seen = _record_targets(trainer, handler)
@@ -100,10 +100,13 @@ def test_lcm_target_starts_at_the_given_label_and_follows_p_clean():
 
 
 def test_select_mode_drops_the_noisy_samples(tmp_path):
-    samples, handler, trainer = _setup(None, mode="select", teacher=False, select_weight=0.0)
+    _, handler, trainer = _setup(None, mode="select", teacher=False, select_weight=0.0)
     handler.attach(trainer)
     weights = []
-    trainer.add_event_handler(Events.ITERATION_STARTED, lambda e: weights.append((e.state.epoch, list(e.state.batch["id"]), handler.batch_weights(3))))
+    trainer.add_event_handler(
+        Events.ITERATION_STARTED,
+        lambda e: weights.append((e.state.epoch, list(e.state.batch["id"]), handler.batch_weights(3))),
+    )
     trainer.run()
     for epoch, ids, w in weights:
         if epoch == 1:
@@ -120,12 +123,16 @@ def test_select_mode_drops_the_noisy_samples(tmp_path):
 def test_gmm_split_and_logged_skip(caplog):
     samples = make_samples(6)
     net = make_net()
-    handler = LabelRefurbishHandler(make_loader(samples, 3), LabelStore(), mode="select", epochs=[1, 2], min_split_samples=4)
+    handler = LabelRefurbishHandler(
+        make_loader(samples, 3), LabelStore(), mode="select", epochs=[1, 2], min_split_samples=4
+    )
     trainer = make_trainer(net, make_loader(samples, 3), max_epochs=2)
     trainer.loss_function = PseudoLabelWeightedLoss(LOSS, handler)
     equal = {f"s{i:02d}": {"loss": 0.5, "gmm_noisy_prob": 0.0} for i in range(6)}
     split = {f"s{i:02d}": {"loss": 0.1 * i, "gmm_noisy_prob": 0.9 if i == 5 else 0.1} for i in range(6)}
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: setattr(e.state, "label_scores", equal if e.state.epoch == 1 else split))
+    trainer.add_event_handler(
+        Events.EPOCH_COMPLETED, lambda e: setattr(e.state, "label_scores", equal if e.state.epoch == 1 else split)
+    )
     handler.attach(trainer)
     with caplog.at_level(logging.WARNING):
         trainer.run()
@@ -137,7 +144,9 @@ def test_gmm_split_and_logged_skip(caplog):
 def test_with_the_sample_loss_handler_end_to_end(tmp_path):
     samples = make_samples(8)
     net = make_net()
-    handler = LabelRefurbishHandler(make_loader(samples, 4), LabelStore(), mode="lcm", warmup=1, teacher=EMATeacher(net), output_dir=tmp_path)
+    handler = LabelRefurbishHandler(
+        make_loader(samples, 4), LabelStore(), mode="lcm", warmup=1, teacher=EMATeacher(net), output_dir=tmp_path
+    )
     trainer = make_trainer(net, make_loader(samples, 4), max_epochs=3)
     trainer.loss_function = PseudoLabelWeightedLoss(LOSS, handler)
     SampleLossHandler(make_loader(samples, 4), loss_fn=LOSS, window="last").attach(trainer)
@@ -153,7 +162,9 @@ def test_resume_gives_the_same_split_and_targets(tmp_path):
     net = make_net()
     _, first, trainer = _setup(tmp_path / "a", net=net, max_epochs=3)
     first.attach(trainer)
-    saver = CheckpointSaver(str(tmp_path / "ckpt"), {"model": net, "trainer": trainer, "handler": first}, save_interval=1, n_saved=None)
+    saver = CheckpointSaver(
+        str(tmp_path / "ckpt"), {"model": net, "trainer": trainer, "handler": first}, save_interval=1, n_saved=None
+    )
     saver.attach(trainer)
     seen = _record_targets(trainer, first)
     trainer.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -58,14 +60,16 @@ def test_a_gmm_that_cannot_split_is_skipped_with_the_reason(table, reason):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="'source' parameter of split_noisy"):
         split_noisy({}, source="loss")
-    with pytest.raises(ValueError, match="'threshold' parameter of split_noisy must be a finite number >= 0.0 and < 1.0"):
+    with pytest.raises(
+        ValueError, match="'threshold' parameter of split_noisy must be a finite number >= 0.0 and < 1.0"
+    ):
         split_noisy({}, threshold=1.0)
 
 
 def test_mix_weight_ramps_from_the_given_label_to_p_clean():
     assert lcm_mix_weight(0.3, 2, start=4, rampup_epochs=3) == 1.0  # before the sample was called noisy
     ws = [lcm_mix_weight(0.3, e, start=4, rampup_epochs=3) for e in range(4, 9)]
-    assert all(a >= b for a, b in zip(ws, ws[1:])) and ws[-1] == pytest.approx(0.3)
+    assert all(a >= b for a, b in itertools.pairwise(ws)) and ws[-1] == pytest.approx(0.3)
 
 
 def test_lcm_pseudo_labels_and_nan_rows():
