@@ -149,6 +149,7 @@ def _cmd_compare_training(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         every=args.every,
         device=args.device,
+        progress=True,
     )
     print(result["table"])
     print("\n".join(f"wrote {p}" for p in result["paths"].values()))

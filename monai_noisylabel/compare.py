@@ -302,6 +302,7 @@ def compare_training(
     max_change: float = 0.3,
     bias_radius: int = 2,
     device: str = "cpu",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Train every method on every noise cell and seed; write the runs, the summary table and the figure.
 
@@ -309,6 +310,8 @@ def compare_training(
     (``warmup``/``every``/``rampup``); only the method differs. Rate 0 (clean labels) is always run, with every
     method: ``plain`` at rate 0 is the clean ceiling of the gap, and the other methods there show what each
     costs on clean labels. Resumable: finished runs are read back from ``runs.csv``.
+
+    ``progress=True`` prints one line per finished run.
 
     Returns:
         ``{"runs": [...], "summary": [...], "table": markdown, "paths": {...}}``.
@@ -386,7 +389,10 @@ def compare_training(
                 done[key] = row
                 _write_csv(runs_path, list(done.values()))
                 logger.info(f"{_OWNER}: {kind} {rate:g} seed {seed} {method}: mean Dice {row['mean']:.4f}")
-                print(f"{kind:<9} {rate:<5g} seed {seed} {method:<15} mean Dice {row['mean']:.4f} ({seconds:.0f} s)")
+                if progress:
+                    print(
+                        f"{kind:<9} {rate:<5g} seed {seed} {method:<15} mean Dice {row['mean']:.4f} ({seconds:.0f} s)"
+                    )
     summary = _summarize([dict(r) for r in rows])
     header = (
         f"Synthetic echo {settings['size']}x{settings['size']}, {num_train} training / {num_test} clean test images, "
