@@ -6,7 +6,8 @@ A thin ignite adapter over :mod:`monai_noisylabel.refurbish`: :func:`~monai_nois
 :class:`~monai_noisylabel.refurbish.LabelStore` (read by
 :class:`~monai_noisylabel.refurbish.ApplyStoredLabeld` in the training pipeline),
 :func:`~monai_noisylabel.refurbish.write_refurbished_label` and
-:func:`~monai_noisylabel.refurbish.sigmoid_rampup` (DESIGN.md section 4).
+:func:`~monai_noisylabel.refurbish.sigmoid_rampup`; for self-cleansing :func:`~monai_noisylabel.refurbish.split_noisy`
+and :func:`~monai_noisylabel.refurbish.lcm_soft_target`.
 """
 
 from __future__ import annotations
