@@ -53,6 +53,21 @@ def _cmd_camus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_acdc(args: argparse.Namespace) -> int:
+    from monai_noisylabel.data.acdc import acdc_datalist, acdc_slices
+    from monai_noisylabel.data.datalist import write_datalist
+
+    datalist = acdc_datalist(args.root, val_every=args.val_every)
+    out = write_datalist(datalist, args.out)
+    counts = {k: len(v) for k, v in datalist.items() if isinstance(v, list)}
+    print(f"wrote {out} {json.dumps(counts)}")
+    if args.slices is not None:
+        slices = acdc_slices(datalist, args.slices, min_foreground=args.min_foreground)
+        counts = {k: len(v) for k, v in slices.items() if isinstance(v, list)}
+        print(f"wrote {args.slices / 'datalist.json'} (2D short-axis slices) {json.dumps(counts)}")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from monai_noisylabel.data.datalist import (
         DatalistError,
@@ -176,6 +191,57 @@ def _cmd_corrupt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_training(args: argparse.Namespace) -> int:
+    import torch
+
+    from monai_noisylabel.compare import METHODS, NOISE_KINDS, compare_training
+
+    result = compare_training(
+        args.out,
+        kinds=args.kinds or NOISE_KINDS,
+        rates=args.rates,
+        seeds=args.seeds,
+        methods=args.methods or METHODS,
+        size=args.size,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        epochs=args.epochs,
+        warmup=args.warmup,
+        every=args.every,
+        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        progress=True,
+    )
+    print(result["table"])
+    print("\n".join(f"wrote {p}" for p in result["paths"].values()))
+    return 0
+
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare-training",
+        help="train plain / refurbishment / self-cleansing / small-loss selection under the same label noise "
+        "and write one table and one PNG of clean-test Dice and recovered gap",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (runs.csv, summary.csv/.md/.png)")
+    p.add_argument("--kinds", nargs="+", default=None, help="noise kinds: bias, random, omission (default all)")
+    p.add_argument("--rates", nargs="+", type=float, default=[0.25, 0.5], help="noise rates (rate 0 always runs)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="plain, refurbish, self_cleansing, small_loss, offset_select (default all)",
+    )
+    p.add_argument("--size", type=int, default=48, help="image side in pixels (default 48)")
+    p.add_argument("--num-train", type=int, default=64, help="training images (default 64)")
+    p.add_argument("--num-test", type=int, default=32, help="clean test images (default 32)")
+    p.add_argument("--epochs", type=int, default=16, help="training epochs per run (default 16)")
+    p.add_argument("--warmup", type=int, default=6, help="relabelling/selection from the epoch after this")
+    p.add_argument("--every", type=int, default=2, help="re-split every N epochs (default 2)")
+    p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
+    p.set_defaults(func=_cmd_compare_training)
+
+
 def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "corrupt",
@@ -243,6 +309,14 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_camus)
 
+    p = sub.add_parser("acdc-datalist", help="build a datalist from the ACDC layout (training/ and testing/ patients)")
+    p.add_argument("root", type=Path, help="the ACDC folder (holds training/ and testing/, or database/)")
+    p.add_argument("--out", required=True, type=Path, help="datalist JSON of the 3D ED/ES frames to write")
+    p.add_argument("--val-every", type=int, default=5, help="every N-th training patient is validation (default 5)")
+    p.add_argument("--slices", type=Path, default=None, help="also write 2D short-axis slices and their datalist here")
+    p.add_argument("--min-foreground", type=int, default=1, help="skip slices with fewer labelled pixels (default 1)")
+    p.set_defaults(func=_cmd_acdc)
+
     p = sub.add_parser(
         "check-datalist", help="check that every file of a datalist exists and that each entry's shapes agree"
     )
@@ -258,6 +332,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check)
 
     _add_corrupt_parser(sub)
+    _add_compare_parser(sub)
 
     p = sub.add_parser("report", help="write RUN/report/index.html from a training run's label_scores.csv")
     p.add_argument("run_dir", nargs="?", type=Path, default=None, help="the run's output folder (has label_scores.csv)")

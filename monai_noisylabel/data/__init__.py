@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from monai_noisylabel.data.acdc import ACDC_LABELS, acdc_datalist, acdc_slices, find_acdc_root
 from monai_noisylabel.data.camus import CAMUS_LABELS, camus_datalist, detect_camus_release, parse_info_cfg
 from monai_noisylabel.data.datalist import (
     DatalistError,
@@ -46,4 +47,8 @@ __all__ = [
     "resolve_paths",
     "save_nifti",
     "write_datalist",
+    "ACDC_LABELS",
+    "acdc_datalist",
+    "acdc_slices",
+    "find_acdc_root",
 ]

@@ -1,11 +1,13 @@
-"""Swap flagged training labels for pseudo-labels during a MONAI training run, keeping the originals intact.
+"""Swap flagged training labels for pseudo-labels, soft LCM targets (self-cleansing) or a lower loss weight
+(small-loss selection) during a MONAI training run, keeping the originals intact.
 
 A thin ignite adapter over :mod:`monai_noisylabel.refurbish`: :func:`~monai_noisylabel.refurbish.build_pseudo_labels`
 (confidence gate, largest connected component), :class:`~monai_noisylabel.refurbish.EMATeacher`,
 :class:`~monai_noisylabel.refurbish.LabelStore` (read by
 :class:`~monai_noisylabel.refurbish.ApplyStoredLabeld` in the training pipeline),
 :func:`~monai_noisylabel.refurbish.write_refurbished_label` and
-:func:`~monai_noisylabel.refurbish.sigmoid_rampup` (DESIGN.md section 4).
+:func:`~monai_noisylabel.refurbish.sigmoid_rampup`; for self-cleansing :func:`~monai_noisylabel.refurbish.split_noisy`
+and :func:`~monai_noisylabel.refurbish.lcm_soft_target`.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from monai_noisylabel.detection import per_sample_loss
 from monai_noisylabel.handlers import _common as C
 from monai_noisylabel.refurbish import (
     REFURBISHED_KEY,
+    SPLIT_SOURCES,
     EMATeacher,
     LabelStore,
     build_pseudo_labels,
+    lcm_mix_weight,
+    lcm_pseudo_labels,
+    lcm_soft_target,
     predict_probabilities,
     remove_refurbished_label,
     sigmoid_rampup,
+    split_noisy,
     write_refurbished_label,
 )
 from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
@@ -43,6 +50,9 @@ else:
 __all__ = ["LabelRefurbishHandler", "PseudoLabelWeightedLoss"]
 
 _OWNER = "LabelRefurbishHandler"
+
+MODES = ("hard", "lcm", "select")
+"""``hard``: pseudo-labels in the store; ``lcm``: self-cleansing soft targets; ``select``: small-loss selection."""
 
 
 def _check_epochs(value: Any) -> list[int] | None:
@@ -73,13 +83,36 @@ def _affine_of(label: Any, index: int) -> np.ndarray | None:
 
 
 class LabelRefurbishHandler:
-    """Replace the labels of flagged training samples by pseudo-labels, from the next epoch on.
+    """Replace the labels of flagged training samples by pseudo-labels or soft LCM targets, or down-weight them.
 
-    At each refurbishment epoch (after ``warmup``, every ``every`` epochs, or the explicit ``epochs``) on
+    Three ``mode`` s share one schedule (``warmup``/``every``/``epochs``), one clean/noisy split (``split``,
+    :func:`~monai_noisylabel.refurbish.split_noisy`, or oracle ``flags``), one loss wrapper
+    (:class:`PseudoLabelWeightedLoss`), one checkpoint state and one set of outputs:
+
+    - ``"hard"`` (default, the echo paper's refurbishment): described below;
+    - ``"lcm"`` (deep self-cleansing, https://arxiv.org/abs/2409.05024): noisy samples are supervised by the
+      label cleansing module's soft target ``sharpen(w * onehot(given) + (1 - w) * p, temperature)``, with
+      ``p`` the EMA ``teacher``'s prediction on the very (augmented) training batch (or, without a teacher,
+      the network's own detached prediction of the step) and ``w`` falling from 1 to ``P(clean)`` along the
+      ``rampup_epochs`` ramp (:func:`~monai_noisylabel.refurbish.lcm_mix_weight`). Targets are recomputed on
+      the fly in the loss, so nothing per voxel is stored: per sample the handler keeps ``P(clean)`` and the
+      epoch it was called noisy (:meth:`memory_per_sample`). Clean samples keep their labels. At each
+      cleansing epoch the hard labels (argmax) of the targets are written to ``refurbished/``;
+    - ``"select"`` (small-loss selection): noisy samples get the loss weight ``select_weight`` (0: dropped);
+      no label changes.
+
+    With ``split="gmm"`` (the default of ``lcm`` and ``select``) the noisy samples are those whose
+    ``gmm_noisy_prob`` (the :class:`~monai_noisylabel.handlers.SampleLossHandler` GMM over the windowed
+    per-sample loss) exceeds ``gmm_threshold``; when the GMM cannot split (fewer than ``min_split_samples``
+    scored samples, all losses equal) that epoch's cleansing is skipped and logged, and the previous split kept.
+    The split is recomputed at every scheduled epoch: a sample no longer noisy trains on its label again.
+
+    Hard mode, at each refurbishment epoch (after ``warmup``, every ``every`` epochs, or the explicit ``epochs``) on
     ``EPOCH_COMPLETED``:
 
     1. the flagged ids are read: from ``engine.state.label_scores`` (the ``flagged`` column the detection
-       handlers maintain: attach this handler AFTER them), or from ``flags`` (an oracle list of ids, or a
+       handlers maintain, or the GMM posterior with ``split="gmm"``: attach this handler AFTER them), or from
+       ``flags`` (an oracle list of ids, or a
        callable ``flags(engine)``, for experiments);
     2. one pass over ``probe_loader`` (the training images with their ORIGINAL labels, without augmentation,
        in the space where the training pipeline's :class:`~monai_noisylabel.refurbish.ApplyStoredLabeld`
@@ -131,6 +164,13 @@ class LabelRefurbishHandler:
         image_key, label_key, id_key: batch keys (ids fall back to the label's ``filename_or_obj``).
         flag_key: batch key of the "label came from the store" flag set by ``ApplyStoredLabeld``.
         name: logger name; default: ``engine.logger``.
+        mode: ``"hard"``, ``"lcm"`` or ``"select"`` (see above).
+        split: ``"flagged"`` or ``"gmm"`` (``flags=None`` only); default ``"flagged"`` for ``hard``, ``"gmm"``
+            otherwise. A flagged sample has ``P(clean) = 0``; a GMM-noisy one ``1 - gmm_noisy_prob``.
+        gmm_threshold: ``gmm_noisy_prob`` above which a sample is noisy (``split="gmm"``).
+        min_split_samples: fewer scored samples skip the GMM split (logged).
+        temperature: sharpening temperature of the LCM targets (``lcm``).
+        select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
 
     Example:
         >>> import torch
@@ -178,6 +218,12 @@ class LabelRefurbishHandler:
         id_key: str = "id",
         flag_key: str | None = REFURBISHED_KEY,
         name: str | None = None,
+        mode: str = "hard",
+        split: str | None = None,
+        gmm_threshold: float = 0.5,
+        min_split_samples: int = 4,
+        temperature: float = 0.5,
+        select_weight: float = 0.0,
     ) -> None:
         if probe_loader is None:
             raise param_error(_OWNER, "probe_loader", "a loader of the training images and original labels", None)
@@ -206,8 +252,21 @@ class LabelRefurbishHandler:
         self.max_fraction_changed = check_number(_OWNER, "max_fraction_changed", max_fraction_changed, 0.0, 1.0)
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.image_key, self.label_key, self.id_key, self.flag_key = image_key, label_key, id_key, flag_key
+        self.mode = check_choice(_OWNER, "mode", mode, MODES)
+        self.split = check_choice(
+            _OWNER, "split", ("flagged" if self.mode == "hard" else "gmm") if split is None else split, SPLIT_SOURCES
+        )
+        self.gmm_threshold = check_number(_OWNER, "gmm_threshold", gmm_threshold, 0.0, 1.0, open_max=True)
+        self.min_split_samples = check_int(_OWNER, "min_split_samples", min_split_samples, 2)
+        self.temperature = check_number(_OWNER, "temperature", temperature, 0.0, open_min=True)
+        self.select_weight = check_number(_OWNER, "select_weight", select_weight, 0.0, 1.0)
         self.logger = logging.getLogger(name)
         self._name = name
+        #: lcm/select modes: per noisy id, its P(clean) and the epoch it was (last) called noisy
+        self.noisy: dict[str, dict[str, Any]] = {}
+        #: epochs whose split was skipped, with the reason
+        self.skipped_epochs: dict[int, str] = {}
+        self._batch_soft: tuple[list[int], torch.Tensor | None, list[float]] | None = None
         #: per refurbished id: the path of its written file (the rest lives in the store)
         self._paths: dict[str, str] = {}
         #: per id left unrefurbished: the reason (e.g. NaN output)
@@ -235,7 +294,10 @@ class LabelRefurbishHandler:
         self.teacher.update(C.engine_network(engine, _OWNER))
 
     def sample_weight(self, sample_id: str, epoch: int) -> float:
-        """Loss weight of ``sample_id`` in ``epoch``: the sigmoid ramp for a stored label, 1 otherwise."""
+        """Loss weight of ``sample_id`` in ``epoch``: the sigmoid ramp for a stored label (``hard``),
+        ``select_weight`` for a noisy sample (``select``), 1 otherwise."""
+        if self.mode != "hard":
+            return self.select_weight if self.mode == "select" and sample_id in self.noisy else 1.0
         entry = self.store.get(sample_id)
         if entry is None:
             return 1.0
@@ -245,10 +307,19 @@ class LabelRefurbishHandler:
     def _set_batch_weights(self, engine: Engine) -> None:
         batch = engine.state.batch
         self._batch_weights = None
-        if not isinstance(batch, Mapping) or len(self.store) == 0:
+        self._batch_soft = None
+        active = len(self.store) if self.mode == "hard" else len(self.noisy)
+        if not isinstance(batch, Mapping) or active == 0:
             return
         size = C.batch_size_of(batch, self.image_key, _OWNER)
         ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
+        if self.mode == "lcm":
+            self._set_batch_soft(engine, batch, ids)
+            return
+        if self.mode == "select":
+            epoch = int(engine.state.epoch)
+            self._batch_weights = torch.tensor([self.sample_weight(i, epoch) for i in ids], dtype=torch.float32)
+            return
         flag = batch.get(self.flag_key) if self.flag_key else None
         from_store = [bool(v) for v in torch.as_tensor(flag).reshape(-1).tolist()] if flag is not None else None
         epoch = int(engine.state.epoch)
@@ -263,14 +334,58 @@ class LabelRefurbishHandler:
         w = self._batch_weights
         return w if w is not None and w.numel() == batch_size else None
 
+    def _set_batch_soft(self, engine: Engine, batch: Mapping[str, Any], ids: list[str]) -> None:
+        """LCM mode: which rows of the batch are noisy, their ramped mixing weights and the teacher's prediction."""
+        rows = [j for j, i in enumerate(ids) if i in self.noisy]
+        if not rows:
+            return
+        epoch = int(engine.state.epoch)
+        weights = [
+            lcm_mix_weight(
+                self.noisy[ids[j]]["clean_prob"],
+                epoch,
+                start=self.noisy[ids[j]]["epoch"] + 1,
+                rampup_epochs=self.rampup_epochs,
+            )
+            for j in rows
+        ]
+        probs = None
+        if self.teacher is not None:
+            x = C.plain_tensor(batch[self.image_key], engine.state.device)[rows]  # type: ignore[attr-defined]
+            probs = predict_probabilities(self.teacher, x, activation=self.activation, inferer=self.inferer)
+        self._batch_soft = (rows, probs, weights)
+
+    def batch_soft_targets(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[list[int], torch.Tensor] | None:
+        """LCM mode: ``(rows, soft targets)`` of the noisy rows of the current batch, or ``None``.
+
+        ``target`` is the batch's given labels ``(B, 1, *spatial)`` after augmentation; the prediction mixed in
+        is the teacher's on the same batch (set on ``ITERATION_STARTED``) or ``pred`` detached.
+        """
+        soft = self._batch_soft
+        if soft is None or target.shape[0] != pred.shape[0] or max(soft[0]) >= pred.shape[0]:
+            return None
+        rows, probs, weights = soft
+        idx = torch.as_tensor(rows, device=pred.device)
+        if probs is None:
+            logits = pred.detach().float()[idx]
+            probs = torch.sigmoid(logits) if self.activation == "sigmoid" else torch.softmax(logits, dim=1)
+        given = target[idx.to(target.device)]
+        q = lcm_soft_target(given, probs.to(pred.device).float(), weights, temperature=self.temperature)
+        return rows, q
+
     # -------------------------------------------------------------------------------------- refurbishment
 
-    def _flagged(self, engine: Engine) -> set[str]:
+    def _split(self, engine: Engine) -> tuple[dict[str, float] | None, str]:
+        """The noisy ids with their P(clean) (oracle flags: 0), or ``None`` and why the split is skipped."""
         if self.flags is None:
-            return {i for i, row in C.label_scores_of(engine).items() if row.get("flagged")}
-        if callable(self.flags):
-            return {str(i) for i in self.flags(engine)}
-        return set(self.flags)
+            return split_noisy(
+                C.label_scores_of(engine),
+                source=self.split,
+                threshold=self.gmm_threshold,
+                min_samples=self.min_split_samples,
+            )
+        ids = {str(i) for i in self.flags(engine)} if callable(self.flags) else set(self.flags)
+        return dict.fromkeys(sorted(ids), 0.0), ""
 
     def _predict(self, engine: Engine, x: torch.Tensor) -> torch.Tensor:
         model: Any = self.teacher if self.teacher is not None else C.engine_network(engine, _OWNER)
@@ -293,21 +408,25 @@ class LabelRefurbishHandler:
             label = batch[self.label_key]
             x = C.plain_tensor(batch[self.image_key], device)[rows]
             given = C.plain_tensor(label, device)[rows]
-            result = build_pseudo_labels(
-                self._predict(engine, x),
-                given,
-                delta=self.delta,
-                below=self.below,
-                ignore_value=self.ignore_value,
-                largest_component=self.largest_component,
-            )
+            if self.mode == "lcm":
+                clean = [float(self.noisy[ids[j]]["clean_prob"]) for j in rows]
+                result = lcm_pseudo_labels(self._predict(engine, x), given, clean, temperature=self.temperature)
+            else:
+                result = build_pseudo_labels(
+                    self._predict(engine, x),
+                    given,
+                    delta=self.delta,
+                    below=self.below,
+                    ignore_value=self.ignore_value,
+                    largest_component=self.largest_component,
+                )
             label_paths = C.batch_paths(batch, self.label_key, size)
             for k, j in enumerate(rows):
                 sid = ids[j]
                 if not result.refurbished[k]:
                     self.skipped[sid] = str(result.reasons[k])
                     continue
-                if result.fraction_changed[k] > self.max_fraction_changed:
+                if self.mode == "hard" and result.fraction_changed[k] > self.max_fraction_changed:
                     self.skipped[sid] = (
                         f"the pseudo-label changes {result.fraction_changed[k]:.1%} of the voxels "
                         f"(max_fraction_changed={self.max_fraction_changed})"
@@ -330,9 +449,20 @@ class LabelRefurbishHandler:
         return records, seen
 
     def __call__(self, engine: Engine) -> None:
-        """End of a refurbishment epoch: pseudo-label the newly flagged samples, drop the re-scored clean ones."""
-        flagged = self._flagged(engine)
-        wanted = set(flagged) if self.refresh else flagged - set(self.store.ids())
+        """End of a refurbishment epoch: split clean from noisy, then relabel, re-target or re-weight (``mode``)."""
+        epoch = int(engine.state.epoch)
+        split, reason = self._split(engine)
+        if split is None:
+            self.skipped_epochs[epoch] = reason
+            self.logger.warning(f"{_OWNER}: epoch {epoch}: cleansing skipped ({reason}); the previous split is kept")
+            return
+        if self.mode == "hard":
+            self._refurbish(engine, set(split))
+        else:
+            self._cleanse(engine, split)
+
+    def _run_pass(self, engine: Engine, wanted: set[str], flagged: set[str]) -> list[dict[str, Any]]:
+        """:meth:`_pass` in eval mode on every rank, gathered; checks oracle ids against what the ranks saw."""
         net = C.engine_network(engine, _OWNER)
         with C.eval_mode(net), torch.no_grad():
             records, seen = self._pass(engine, wanted, flagged)
@@ -342,6 +472,41 @@ class LabelRefurbishHandler:
             unknown = sorted(flagged - seen)
             if unknown:
                 raise param_error(_OWNER, "flags", "ids of samples in probe_loader", unknown[:5])
+        return records
+
+    def _cleanse(self, engine: Engine, split: dict[str, float]) -> None:
+        """``lcm``/``select``: keep the new split; ``lcm`` writes the hard labels of the current LCM targets."""
+        epoch = int(engine.state.epoch)
+        removed = [i for i in self.noisy if i not in split] if self.unrefurbish_clean else []
+        for i in removed:
+            del self.noisy[i]
+            self._paths.pop(i, None)
+        for i, p in split.items():
+            prev = self.noisy.get(i)
+            self.noisy[i] = {
+                "clean_prob": float(p),
+                "epoch": int(prev["epoch"]) if prev else epoch,
+                "fraction_changed": prev["fraction_changed"] if prev else None,
+                "label_path": prev["label_path"] if prev else "",
+            }
+        records: list[dict[str, Any]] = []
+        if self.mode == "lcm" and self.output_dir is not None:
+            records = self._run_pass(engine, set(self.noisy), set(split))
+            for r in records:
+                self.noisy[r["id"]].update(fraction_changed=r["fraction_changed"], label_path=r["label_path"])
+        mean_clean = float(np.mean([v["clean_prob"] for v in self.noisy.values()])) if self.noisy else float("nan")
+        self.logger.info(
+            f"{_OWNER} ({self.mode}): epoch {epoch}: {len(split)} noisy (mean P(clean) {mean_clean:.3f}), "
+            f"{len(removed)} re-scored clean, {len(self.noisy)} {'on LCM targets' if self.mode == 'lcm' else 'down-weighted'}"
+        )
+        if C.is_main_process() and self.output_dir is not None and self.mode == "lcm":
+            self._write(records, removed)
+        self._publish(engine)
+
+    def _refurbish(self, engine: Engine, flagged: set[str]) -> None:
+        """``hard``: pseudo-label the newly flagged samples, drop the re-scored clean ones."""
+        wanted = set(flagged) if self.refresh else flagged - set(self.store.ids())
+        records = self._run_pass(engine, wanted, flagged)
         epoch = int(engine.state.epoch)
         removed = []
         if self.unrefurbish_clean:
@@ -365,8 +530,21 @@ class LabelRefurbishHandler:
 
     @property
     def history(self) -> dict[str, dict[str, Any]]:
-        """Per refurbished id, from the store: ``epoch``, ``score``, ``fraction_changed``, ``label_path`` (the
-        original label) and ``path`` (the written file, ``""`` when nothing is written)."""
+        """Per refurbished id (``hard``: from the store; ``lcm``/``select``: the noisy samples): ``epoch``,
+        ``score``, ``fraction_changed``, ``label_path`` (the original label) and ``path`` (the written file,
+        ``""`` when nothing is written); ``lcm``/``select`` add ``clean_prob``."""
+        if self.mode != "hard":
+            return {
+                i: {
+                    "epoch": int(v["epoch"]),
+                    "score": None,
+                    "clean_prob": float(v["clean_prob"]),
+                    "fraction_changed": v.get("fraction_changed"),
+                    "label_path": v.get("label_path") or "",
+                    "path": self._paths.get(i, ""),
+                }
+                for i, v in self.noisy.items()
+            }
         out = {}
         for i in self.store.ids():
             entry = self.store.get(i)
@@ -402,22 +580,25 @@ class LabelRefurbishHandler:
         table = C.label_scores_of(engine)
         for row in table.values():
             row["refurbished_label"] = None
-        for i, h in self.history.items():
+        for i, h in self.history.items() if self.mode != "select" else ():
             if i not in table:
                 table[i] = C.new_row(i)
                 table[i]["label"] = h["label_path"]
-            table[i]["refurbished_label"] = h["path"] or "store"
+            table[i]["refurbished_label"] = h["path"] or ("store" if self.mode == "hard" else "lcm")
         C.write_outputs(engine, self.output_dir, None, {}, int(engine.state.epoch))
 
     # ------------------------------------------------------------------------------------- checkpointing
 
     def state_dict(self) -> dict[str, Any]:
-        """The store, the teacher, the written file paths and the skipped ids (``torch.load(weights_only=True)`` safe)."""
+        """The store, the teacher, the written file paths, the skipped ids and epochs, and the noisy samples'
+        ``P(clean)`` (``torch.load(weights_only=True)`` safe)."""
         return {
             "store": self.store.state_dict(),
             "teacher": {} if self.teacher is None else self.teacher.state_dict(),
             "paths": dict(self._paths),
             "skipped": dict(self.skipped),
+            "noisy": {i: dict(v) for i, v in self.noisy.items()},
+            "skipped_epochs": {str(e): r for e, r in self.skipped_epochs.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -431,6 +612,8 @@ class LabelRefurbishHandler:
             self.teacher.load_state_dict(teacher)
         self._paths = {str(i): str(p) for i, p in paths.items()}
         self.skipped = {str(i): str(r) for i, r in skipped.items()}
+        self.noisy = {str(i): dict(v) for i, v in (state.get("noisy") or {}).items()}
+        self.skipped_epochs = {int(e): str(r) for e, r in (state.get("skipped_epochs") or {}).items()}
 
 
 class PseudoLabelWeightedLoss(torch.nn.Module):
@@ -438,7 +621,10 @@ class PseudoLabelWeightedLoss(torch.nn.Module):
 
     ``loss`` must keep the batch dimension (``reduction="none"``, as every loss of
     :mod:`monai_noisylabel.losses` and MONAI's ``DiceLoss``/``DiceCELoss``-style losses allow); the result
-    is ``mean_i(w_i * loss_i)`` with ``loss_i`` the per-sample mean. Without weights (no refurbished sample
+    is ``mean_i(w_i * loss_i)`` with ``loss_i`` the per-sample mean. In the handler's ``lcm`` mode the noisy
+    rows of a batch are scored against their soft LCM targets ``(b, C, *spatial)``, so ``loss`` must also take
+    soft targets (e.g. :class:`~monai_noisylabel.bundle.SampleDiceCELoss`, the losses of
+    :mod:`monai_noisylabel.losses`). Without weights (no refurbished sample
     in the batch, or outside a trainer) it is the plain batch mean.
 
     Args:
@@ -464,7 +650,19 @@ class PseudoLabelWeightedLoss(torch.nn.Module):
         self.handler = handler
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        per = per_sample_loss(self.loss, pred, target)
+        soft = self.handler.batch_soft_targets(pred, target) if self.handler.mode == "lcm" else None
+        if soft is None:
+            per = per_sample_loss(self.loss, pred, target)
+        else:
+            rows, q = soft
+            per = pred.new_zeros(pred.shape[0], dtype=torch.float32)
+            idx = torch.as_tensor(rows, device=pred.device)
+            per = per.index_put((idx,), per_sample_loss(self.loss, pred[idx], q).float())
+            noisy = set(rows)
+            hard = [j for j in range(pred.shape[0]) if j not in noisy]
+            if hard:
+                h = torch.as_tensor(hard, device=pred.device)
+                per = per.index_put((h,), per_sample_loss(self.loss, pred[h], target[h.to(target.device)]).float())
         w = self.handler.batch_weights(per.shape[0])
         if w is None:
             return per.mean()

@@ -21,7 +21,8 @@ class SampleDiceCELoss(_Loss):
     """``lambda_dice * Dice + lambda_ce * CE`` per sample: ``(B,)`` for ``reduction="none"``, else reduced.
 
     Labels are class-index maps ``(B, 1, H, W[, D])``; voxels equal to ``ignore_index`` are left out of both
-    terms (a pseudo-label's gated voxels). Softmax over the ``C`` channels of ``(B, C, H, W[, D])`` logits; the
+    terms (a pseudo-label's gated voxels). Soft targets ``(B, C, H, W[, D])`` (floating, e.g. the
+    self-cleansing LCM targets) use soft cross entropy and MONAI's soft-label Dice. Softmax over the ``C`` channels of ``(B, C, H, W[, D])`` logits; the
     Dice term skips the background unless ``include_background``. With no ignored voxel the batch mean equals
     MONAI's ``DiceCELoss(to_onehot_y=True, softmax=True)``.
 
@@ -56,7 +57,12 @@ class SampleDiceCELoss(_Loss):
         self.ignore_index = check_int(owner, "ignore_index", ignore_index)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``input``: ``(B, C, H, W[, D])`` logits; ``target``: ``(B, 1, H, W[, D])`` class indices."""
+        """``input``: ``(B, C, H, W[, D])`` logits; ``target``: ``(B, 1, H, W[, D])`` class indices or soft targets
+        of the logits' shape."""
+        if target.is_floating_point() and target.shape == input.shape and target.shape[1] > 1:
+            q = target.float()
+            ce = -(q * torch.log_softmax(input.float(), dim=1)).sum(1).flatten(1).mean(1)
+            return self._reduce(self.lambda_dice * self.dice(input, q).flatten(1).mean(1) + self.lambda_ce * ce)
         if target.ndim != input.ndim or target.shape[1] != 1 or target.shape[2:] != input.shape[2:]:
             raise param_error(
                 type(self).__name__,
@@ -75,7 +81,9 @@ class SampleDiceCELoss(_Loss):
         probs = torch.softmax(input.float(), dim=1).detach()
         soft_target = onehot * mask + probs * (1 - mask)
         dice = self.dice(input, soft_target).flatten(1).mean(1)
-        out = self.lambda_dice * dice + self.lambda_ce * ce
+        return self._reduce(self.lambda_dice * dice + self.lambda_ce * ce)
+
+    def _reduce(self, out: torch.Tensor) -> torch.Tensor:
         if self.reduction == "mean":
             return out.mean()
         if self.reduction == "sum":

@@ -8,6 +8,7 @@ disk with :func:`write_refurbished_label`. The ignite ``LabelRefurbishHandler`` 
 
 from __future__ import annotations
 
+from monai_noisylabel.refurbish.cleansing import SPLIT_SOURCES, lcm_mix_weight, lcm_pseudo_labels, split_noisy
 from monai_noisylabel.refurbish.dictionary import (
     REFURBISHED_EPOCH_KEY,
     REFURBISHED_KEY,
@@ -55,4 +56,8 @@ __all__ = [
     "write_refurbished_label",
     "remove_refurbished_label",
     "read_refurbish_manifest",
+    "SPLIT_SOURCES",
+    "split_noisy",
+    "lcm_mix_weight",
+    "lcm_pseudo_labels",
 ]

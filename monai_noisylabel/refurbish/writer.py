@@ -1,6 +1,6 @@
 """Write refurbished labels to ``<output_dir>/refurbished/`` with their source geometry, plus a manifest.
 
-Layout (DESIGN section 3): ``<output_dir>/refurbished/<safe id>.nii.gz`` and
+Layout: ``<output_dir>/refurbished/<safe id>.nii.gz`` and
 ``<output_dir>/refurbished/manifest.csv`` with the columns :data:`MANIFEST_COLUMNS`, one row per
 currently refurbished sample. Every write is atomic (a temp file in the same folder, then a rename,
 via :func:`monai_noisylabel.data.io.save_nifti` and :func:`monai_noisylabel.utils.atomic_write_text`);
