@@ -92,6 +92,7 @@ def test_verify_metadata(tmp_path):
 
 @pytest.mark.parametrize(("files", "kind"), [(["train.json"], "train"), (["inference.json"], "infer")])
 def test_check_properties(tmp_path, files, kind):
+    generate_knee_dataset(tmp_path / "data", num=4, size=(16, 16, 16))  # what the properties' data resolve to
     wf = _workflow(files, kind, **_paths(tmp_path))
     assert not wf.check_properties()
 
@@ -178,13 +179,14 @@ def test_bce_baseline_and_resume_through_the_cli(tmp_path):
     files = json.dumps([str(CONFIGS / "train.json"), str(CONFIGS / "train_bce.json")])
     args = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files]
     args += ["--logging_file", str(CONFIGS / "logging.conf")]
-    for k, v in {**TINY, **_paths(tmp_path), "max_epochs": 1}.items():
+    schedule = {"vog_epochs": [1]}  # a VoG schedule that does not depend on max_epochs, so the run can be extended
+    for k, v in {**TINY, **_paths(tmp_path), **schedule, "max_epochs": 1}.items():
         args += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "report: " in res.stdout and (tmp_path / "models" / "model.pt").is_file()
-    wf = _workflow(["train.json", "train_bce.json"], **{**TINY, **_paths(tmp_path)})
+    wf = _workflow(["train.json", "train_bce.json"], **{**TINY, **_paths(tmp_path), **schedule})
     assert wf.parser.get_parsed_content("loss").loss == "bce"
     assert wf.parser.get_parsed_content("train_target").target == "vote"
     trainer = wf.parser.get_parsed_content("train#trainer")
