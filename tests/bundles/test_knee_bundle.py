@@ -284,7 +284,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29541"]
     args += ["-m", "monai.bundle", "run", "--config_file", json.dumps(files)]
     args += ["--logging_file", str(CONFIGS / "logging.conf")]
-    for k, v in {**TINY, **_paths(tmp_path), "max_epochs": 1, "dist_backend": "gloo"}.items():
+    # 14 knees: 2 validation cases, one per rank (MONAI's DistributedSampler needs one per rank)
+    for k, v in {**TINY, **_paths(tmp_path), "num_synthetic": 14, "max_epochs": 1, "dist_backend": "gloo"}.items():
         args += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
