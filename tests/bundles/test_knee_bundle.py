@@ -87,7 +87,9 @@ def test_verify_metadata(tmp_path):
     verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema))
     meta = json.loads((CONFIGS / "metadata.json").read_text())
     assert len(meta["network_data_format"]["inputs"]["image"]["spatial_shape"]) == 3
-    assert meta["network_data_format"]["outputs"]["pred"]["channel_def"] == {"0": "bone marrow lesion"}
+    # the saved mask's values, as MONAI Label reads them: {"bone marrow lesion": 1}
+    channel_def = meta["network_data_format"]["outputs"]["pred"]["channel_def"]
+    assert {v: int(k) for k, v in channel_def.items() if v != "background"} == {"bone marrow lesion": 1}
 
 
 @pytest.mark.parametrize(("files", "kind"), [(["train.json"], "train"), (["inference.json"], "infer")])
