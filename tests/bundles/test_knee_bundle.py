@@ -121,6 +121,14 @@ def test_verify_net_in_out_and_ckpt_export(tmp_path):
     assert torch.jit.load(str(tmp_path / "model.ts"))(torch.zeros(1, 1, 16, 16, 16)).shape == (1, 1, 16, 16, 16)
 
 
+def test_demo_network_is_the_inference_network():
+    """A model trained with demo_cpu.json loads into inference.json as it is."""
+    demo = _workflow(["train.json", "demo_cpu.json"], bundle_root=str(BUNDLE))
+    infer = _workflow(["inference.json"], "infer", bundle_root=str(BUNDLE))
+    state = demo.parser.get_parsed_content("network_def").state_dict()
+    infer.parser.get_parsed_content("network_def").load_state_dict(state)  # strict: raises on any mismatch
+
+
 def test_training_outputs(trained):
     tmp, wf = trained
     out = tmp / "out"
