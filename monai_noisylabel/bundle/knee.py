@@ -80,7 +80,9 @@ def _case(section: str, i: int, item: Any, base: Path, check_values: bool) -> di
     return {k: entry[k] for k in ("id", *keys)}
 
 
-def _prepare(dataset_dir: Path, datalist: Any, num_synthetic: int, size: tuple[int, ...], num_raters: int, seed: int):
+def _prepare(
+    dataset_dir: Path, datalist: Any, num_synthetic: int, size: tuple[int, ...], num_raters: int, seed: int
+) -> dict[str, Any]:
     if datalist is not None:
         path = Path(datalist)
         if not path.is_file():
