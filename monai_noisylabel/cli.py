@@ -242,6 +242,50 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_compare_training)
 
 
+def _override(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set must look like KEY=JSON (e.g. patch_size=[32,32,32]). Got {text!r}.")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value  # a bare string such as fg_weight=auto
+
+
+def _cmd_knee_compare(args: argparse.Namespace) -> int:
+    from monai_noisylabel.bundle.knee_compare import knee_compare
+
+    knee_compare(
+        args.out,
+        seeds=args.seeds,
+        bundle_root=args.bundle_root,
+        num_synthetic=args.num,
+        image_size=args.size,
+        max_epochs=args.epochs,
+        datalist=args.datalist,
+        overrides=dict(args.set or []),
+    )
+    return 0
+
+
+def _add_knee_compare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "knee-compare",
+        help="knee BML bundle: soft labels + NAP against BCE on the majority vote, over seeds (table + PNG)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (runs, comparison.md/.json/.png)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    p.add_argument("--num", type=int, default=24, help="synthetic knees to generate (default 24)")
+    p.add_argument("--size", type=_size, default=(64, 64, 64), help="synthetic volume size (default 64,64,64)")
+    p.add_argument("--epochs", type=int, default=40, help="training epochs per run (default 40)")
+    p.add_argument("--datalist", type=Path, default=None, help="a knee datalist instead of the synthetic knees")
+    p.add_argument("--bundle-root", type=Path, default=None, help="the bundle folder (default: the repository's)")
+    p.add_argument(
+        "--set", type=_override, action="append", metavar="KEY=JSON", help="bundle override for both arms (repeat)"
+    )
+    p.set_defaults(func=_cmd_knee_compare)
+
+
 def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "corrupt",
@@ -345,6 +389,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="manifest.json of `corrupt`: mark corrupted samples and add detection AUROC/AP to the summary",
     )
     p.set_defaults(func=_cmd_report)
+
+    _add_knee_compare_parser(sub)
     return parser
 
 

@@ -3,11 +3,15 @@
 - :func:`prepare_echo_data`: synthetic default data, CAMUS, or a user datalist, with optional noise injection.
 - :mod:`monai_noisylabel.bundle.workflow`: seeded network init, per-structure metric
   transforms, resume from the latest checkpoint, progress lines with time left, and the end-of-training report.
+- :mod:`monai_noisylabel.bundle.knee` / :mod:`monai_noisylabel.bundle.knee_eval`: the knee BML bundle's data,
+  soft-label target, class-balanced loss, and voxel + lesion-level evaluation.
 """
 
 from __future__ import annotations
 
 from monai_noisylabel.bundle.data import SECTIONS, list_images, noise_manifest, prepare_echo_data
+from monai_noisylabel.bundle.knee import KneeLesionLoss, KneeTargetd, prepare_knee_data
+from monai_noisylabel.bundle.knee_eval import evaluate_knee, lesion_scores, rater_scores
 from monai_noisylabel.bundle.workflow import (
     HISTORY_FILENAME,
     ResumeFromLatestCheckpoint,
@@ -34,4 +38,10 @@ __all__ = [
     "finish_training",
     "named",
     "seeded_init",
+    "prepare_knee_data",
+    "KneeTargetd",
+    "KneeLesionLoss",
+    "evaluate_knee",
+    "lesion_scores",
+    "rater_scores",
 ]
