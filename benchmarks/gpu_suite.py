@@ -211,16 +211,15 @@ def losses_part(ctx: Context) -> list[Row]:
 @part("handlers", "detection handlers vs a plain SupervisedTrainer epoch", budget_s=120, smoke_budget_s=25)
 def handlers_part(ctx: Context) -> list[Row]:
     bh = _bench("bench_handlers")
-    if ctx.smoke:
-        size, num, epochs, repeats, channels, res = 32, 16, 2, 1, (4, 8, 16), 1
-    else:
-        size, num, epochs, repeats, channels, res = 256, 256, 3, 3, (16, 32, 64, 128, 256), 2
+    # smoke: tiny UNet at 32x32; full: the MONAI tutorial UNet (16..256, 2 residual units) at 256x256, batch 32
+    size, num, epochs, repeats, batch = (32, 16, 2, 1, 8) if ctx.smoke else (256, 256, 3, 3, 32)
+    channels: tuple[int, ...] = (4, 8, 16) if ctx.smoke else (16, 32, 64, 128, 256)
     args = argparse.Namespace(
         size=size,
-        batch_size=32 if not ctx.smoke else 8,
-        probe_batch_size=32 if not ctx.smoke else 8,
+        batch_size=batch,
+        probe_batch_size=batch,
         channels=channels,
-        res_units=res,
+        res_units=1 if ctx.smoke else 2,
         device=str(ctx.device),
         epochs=epochs,
         amp=ctx.cuda,
