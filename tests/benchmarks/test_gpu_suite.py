@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_suite.py``: the CPU smoke run of every part (what CI runs so the GPU suite cannot rot), the
+"""``benchmarks/gpu_suite.py`` (and its ``suite_wheels.py``): the CPU smoke run of every part (what CI runs so the GPU suite cannot rot), the
 budget skip, the wheel download command and bad input."""
 
 from __future__ import annotations
