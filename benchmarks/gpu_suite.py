@@ -37,7 +37,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,6 @@ class Context:
     smoke: bool
     work: Path
     part: str = ""
-    rows: list[Row] = field(default_factory=list)
 
     @property
     def cuda(self) -> bool:
@@ -124,15 +123,11 @@ class Context:
         note: str = "",
     ) -> Row:
         """A row judged against ``op threshold``; a device-bound target is not judged in the CPU smoke run."""
+        if op not in (">=", "<="):
+            raise ValueError(f"The 'op' parameter of Context.check must be '>=' or '<='. Got {op!r} instead.")
         met = value >= threshold if op == ">=" else value <= threshold
         status = "not judged (smoke)" if self.smoke and device_bound else ("pass" if met else "FAIL")
         return Row(self.part, name, value, unit, op, threshold, status, note)
-
-    def sync(self) -> None:
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize(self.device)
 
 
 def _bench(name: str) -> Any:
