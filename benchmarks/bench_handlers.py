@@ -16,7 +16,7 @@ is reported, so slow drift of a shared machine affects them alike. Run (CPU, abo
 
     OMP_NUM_THREADS=1 python benchmarks/bench_handlers.py --size 128 --num 32 --repeats 3
 
-On a GPU: ``--device cuda --size 256 --num 256 --batch-size 16``.
+On a GPU: ``--device cuda --size 256 --num 256 --batch-size 32 --amp``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def run_once(kind: str, samples: list[dict], args: argparse.Namespace) -> dict[s
         network=net,
         optimizer=torch.optim.Adam(net.parameters(), 1e-3),
         loss_function=DiceCELoss(to_onehot_y=True, softmax=True),
+        amp=bool(getattr(args, "amp", False)),
+        amp_kwargs={"dtype": torch.bfloat16},
     )
     times: dict[str, list[float]] = {"epoch": [], "pass": []}
     clock: dict[str, float] = {}
@@ -150,6 +152,7 @@ def main() -> None:
     parser.add_argument("--res-units", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast in the trainer (GPU)")
     args = parser.parse_args()
     args.channels = tuple(args.channels)
     torch.set_num_threads(args.threads)

@@ -31,7 +31,7 @@ from monai_noisylabel.data.synthetic import make_echo_case
 from monai_noisylabel.transforms.label_noise import RandLabelBias, RandLabelNoise, RandLabelOmission
 from monai_noisylabel.transforms.label_noise import functional as F
 
-__all__ = ["scipy_apply_ops", "main"]
+__all__ = ["scipy_apply_ops", "binary_blob", "cases", "time_ms", "main"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def binary_blob(size: int = 128, seed: int = 0) -> np.ndarray:
     return ((noise > 0.3 * noise.std()) & ball).astype(np.uint8)
 
 
-def _time(fn: Callable[[], Any], repeats: int, cuda: bool) -> float:
+def time_ms(fn: Callable[[], Any], repeats: int, cuda: bool) -> float:
     fn()
     times = []
     for _ in range(repeats):
@@ -125,10 +125,10 @@ def _time(fn: Callable[[], Any], repeats: int, cuda: bool) -> float:
     return statistics.median(times) * 1e3
 
 
-def _cases(echo: np.ndarray, blob: np.ndarray) -> list[tuple[str, str, str, np.ndarray, list[dict[str, Any]]]]:
+def cases(echo: np.ndarray, blob: np.ndarray) -> list[tuple[str, str, str, np.ndarray, list[dict[str, Any]]]]:
     p3 = F.component_points(torch.from_numpy(echo == 3))[0]
     pb = F.component_points(torch.from_numpy(blob == 1))[0]
-    e, b = "256x256 4-class", "128^3 binary"
+    e, b = f"{'x'.join(map(str, echo.shape))} 4-class", f"{blob.shape[0]}^3 binary"
     noise_2d = [
         {"op": "dilate", "class": 1, "radius": 3},
         {"op": "erode", "class": 2, "radius": 2, "fill": "nearest"},
@@ -177,15 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for name, op_name, label_name, lab, ops in _cases(echo, blob):
+    for name, op_name, label_name, lab, ops in cases(echo, blob):
         ref = scipy_apply_ops(lab, ops)
-        t_scipy = _time(lambda lab=lab, ops=ops: scipy_apply_ops(lab, ops), args.repeats, False)
+        t_scipy = time_ms(lambda lab=lab, ops=ops: scipy_apply_ops(lab, ops), args.repeats, False)
         for dev in devices:
             x = torch.from_numpy(lab[None]).to(dev)
             ours = F.apply_ops(x, ops)[0].cpu().numpy()
             if ops[0]["op"] != "jitter":
                 assert np.array_equal(ours, ref), f"{name} {op_name} {label_name}: not the same result as scipy"
-            t_ours = _time(lambda x=x, ops=ops: F.apply_ops(x, ops), args.repeats, dev == "cuda")
+            t_ours = time_ms(lambda x=x, ops=ops: F.apply_ops(x, ops), args.repeats, dev == "cuda")
             row = f"| {name:<18} | {op_name:<32} | {label_name:<15} | {dev:<6} | {t_ours:7.2f} | {t_scipy:8.2f} |"
             print(row + f" {t_scipy / t_ours:7.1f}x |")
     print("* jitter: scipy builds an equivalent (not identical) field with ndimage.zoom; timing only.")
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         for dev in devices:
             x = MetaTensor(torch.from_numpy(lab[None]).to(dev), meta={"filename_or_obj": "case.nii.gz"})
             for tname, t in transforms:
-                ms = _time(lambda t=t, x=x: t(x), args.repeats, dev == "cuda")
+                ms = time_ms(lambda t=t, x=x: t(x), args.repeats, dev == "cuda")
                 print(f"| {tname:<48} | {label_name:<15} | {dev:<6} | {ms:.1f} |")
 
 

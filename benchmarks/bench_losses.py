@@ -69,16 +69,22 @@ def make_losses(index_targets: bool) -> dict[str, torch.nn.Module]:
     }
 
 
-def bench(device: torch.device, shape: tuple[int, int, int, int], repeats: int, warmup: int) -> list[tuple]:
+def bench(
+    device: torch.device,
+    shape: tuple[int, int, int, int],
+    repeats: int,
+    warmup: int,
+    dtype: torch.dtype = torch.float32,
+) -> list[tuple]:
     """Rows ``(target kind, loss name, seconds, ratio to DiceCELoss)`` for one device.
 
-    The losses are timed round-robin (one step of each per round, ``repeats`` rounds, median per loss), so a
+    ``dtype`` is the dtype of the logits and soft targets (``torch.bfloat16``: what an AMP network emits). The losses are timed round-robin (one step of each per round, ``repeats`` rounds, median per loss), so a
     change of load on a shared machine hits all of them alike.
     """
     gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(shape, generator=gen).to(device).requires_grad_()
+    logits = torch.randn(shape, generator=gen).to(device, dtype).requires_grad_()
     labels = torch.randint(0, NUM_CLASSES, (shape[0], 1, *shape[2:]), generator=gen).float().to(device)
-    soft = torch.softmax(3 * torch.randn(shape, generator=gen), dim=1).to(device)
+    soft = torch.softmax(3 * torch.randn(shape, generator=gen), dim=1).to(device, dtype)
     rows = []
     for kind, target in (("index", labels), ("soft", soft)):
         losses = make_losses(kind == "index")

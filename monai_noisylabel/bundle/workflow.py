@@ -173,7 +173,7 @@ class TrainingProgress:
         self.evaluator = evaluator
         self.logger = logging.getLogger(name)
         self.history: dict[str, list[list[float]]] = {}
-        self._loss_sum = 0.0
+        self._loss_sum: float | torch.Tensor = 0.0
         self._loss_n = 0
         self._t0 = 0.0
         self._epoch_times: list[float] = []
@@ -196,8 +196,8 @@ class TrainingProgress:
             loss = None
         if isinstance(loss, tuple):  # a dict output gives a 1-tuple, a decollated list the value itself
             loss = loss[0]
-        if loss is not None:
-            self._loss_sum += float(loss)
+        if loss is not None:  # summed where it lives: no host sync per iteration, one at the end of the epoch
+            self._loss_sum = self._loss_sum + (loss.detach() if isinstance(loss, torch.Tensor) else float(loss))
             self._loss_n += 1
 
     def _record(self, name: str, epoch: int, value: float) -> None:
@@ -208,10 +208,11 @@ class TrainingProgress:
         epoch, total = int(engine.state.epoch), int(engine.state.max_epochs or 0)
         took = time.perf_counter() - self._t0
         self._epoch_times.append(took)
-        if self._loss_n:
-            self._record("train_loss", epoch, self._loss_sum / self._loss_n)
+        mean_loss = float(self._loss_sum) / self._loss_n if self._loss_n else None
+        if mean_loss is not None:
+            self._record("train_loss", epoch, mean_loss)
         left = float(np.mean(self._epoch_times[-5:])) * (total - epoch)
-        loss_txt = f"{self._loss_sum / self._loss_n:.4f}" if self._loss_n else "n/a"
+        loss_txt = "n/a" if mean_loss is None else f"{mean_loss:.4f}"
         self.logger.info(f"epoch {epoch}/{total}: train loss {loss_txt}, {took:.1f} s, about {left / 60:.1f} min left")
         self._save()
 

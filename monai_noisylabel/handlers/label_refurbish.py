@@ -666,4 +666,4 @@ class PseudoLabelWeightedLoss(torch.nn.Module):
         w = self.handler.batch_weights(per.shape[0])
         if w is None:
             return per.mean()
-        return (per * w.to(device=per.device, dtype=per.dtype)).mean()
+        return (per * w.to(device=per.device, dtype=per.dtype, non_blocking=True)).mean()  # no stream sync per batch
