@@ -107,6 +107,13 @@ def _downstream_fn(task_result: Mapping[str, Any], metric: str, patients: Sequen
     return row_metric(metric, task_result["patients"], patients, task_result["y"], task_result["pred"])
 
 
+def _mean_of(fns: Sequence[MetricFn]) -> MetricFn:
+    def metric(w: np.ndarray) -> float:
+        return float(np.nanmean([f(w) for f in fns]))
+
+    return metric
+
+
 def _metric_fns(result: Mapping[str, Any], patients: Sequence[str], source: str = "predicted") -> dict[str, MetricFn]:
     """Sweep metric -> a :data:`MetricFn` over patient weights, for one run's result."""
     frames = result["frames"]
@@ -114,7 +121,7 @@ def _metric_fns(result: Mapping[str, Any], patients: Sequence[str], source: str 
     fns: dict[str, MetricFn] = {}
     for key, prefix in (("mean_dice", "dice"), ("mean_iou", "iou")):
         per_class = [row_metric("mean", fp, patients, [f[f"{prefix}_{c}"] for f in frames]) for c in LUS_CLASSES]
-        fns[key] = lambda w, pc=per_class: float(np.nanmean([f(w) for f in pc]))
+        fns[key] = _mean_of(per_class)
     for key, (task, metric) in _DOWNSTREAM.items():
         fns[key] = _downstream_fn(result["downstream"][source][task], metric, patients)
     return fns

@@ -86,18 +86,18 @@ def clinical_tables(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dic
     sf_values: dict[tuple[str, Any], list[float]] = {}
     per_patient: dict[str, dict[str, set[float]]] = {}
     for r in records:
-        key = (str(r["patient"]), r["timepoint"])
+        pt_key = (str(r["patient"]), r["timepoint"])
         sf = _number(r, "sf_ratio")
         if sf is None:
             skipped["frames_without_sf_ratio"] += 1
         else:
-            sf_values.setdefault(key, []).append(sf)
+            sf_values.setdefault(pt_key, []).append(sf)
         for field in ("sf_change", "readmission_30d"):
             v = _number(r, field)
             if v is None:
                 skipped[f"frames_without_{field}"] += 1
             else:
-                per_patient.setdefault(key[0], {}).setdefault(field, set()).add(v)
+                per_patient.setdefault(pt_key[0], {}).setdefault(field, set()).add(v)
     for patient, fields in per_patient.items():
         for field, values in fields.items():
             if len(values) > 1:

@@ -7,7 +7,7 @@ how large the consolidation is, and how irregular and thick the pleural line is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -126,7 +126,7 @@ def pool_features(
     """
     if len(features) != len(keys):
         raise param_error("pool_features", "keys", f"one key per frame ({len(features)})", f"{len(keys)} keys")
-    reducers = {"mean": np.mean, "max": np.max, "min": np.min}
+    reducers: dict[str, Callable[[Any], Any]] = {"mean": np.mean, "max": np.max, "min": np.min}
     for op in ops:
         if op not in reducers:
             raise param_error("pool_features", "ops", f"a subset of {sorted(reducers)}", list(ops))

@@ -120,6 +120,15 @@ def test_verify_net_in_out_and_ckpt_export(tmp_path):
     assert torch.jit.load(str(ts))(torch.zeros(1, 1, 64, 64)).shape == (1, 5, 64, 64)
 
 
+def test_demo_model_loads_into_inference(tmp_path):
+    """The CPU demo trains the network inference.json builds, at the same input size."""
+    demo = _workflow(["train.json", "demo_cpu.json"], **_paths(tmp_path))
+    infer = _workflow(["inference.json"], "infer", **_paths(tmp_path))
+    state = demo.parser.get_parsed_content("network_def").state_dict()
+    infer.parser.get_parsed_content("network_def").load_state_dict(state)
+    assert demo.parser.get_parsed_content("image_size") == infer.parser.get_parsed_content("image_size")
+
+
 def test_training_outputs(trained):
     tmp, wf = trained
     assert wf.parser.get_parsed_content("train#trainer").state.epoch == TINY["max_epochs"]
