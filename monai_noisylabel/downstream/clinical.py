@@ -55,6 +55,13 @@ def _number(record: Mapping[str, Any], field: str) -> float | None:
     return float(value)
 
 
+def _order(timepoint: Any) -> tuple[int, float, str]:
+    """Sort key of a time point: numbers in numeric order, then anything else by its text."""
+    if isinstance(timepoint, (int, float)) and not isinstance(timepoint, bool):
+        return (0, float(timepoint), "")
+    return (1, 0.0, str(timepoint))
+
+
 def clinical_tables(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """The design matrices of the three tasks from per-frame records.
 
@@ -106,7 +113,7 @@ def clinical_tables(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dic
     def vec(key: tuple[str, Any]) -> np.ndarray:
         return np.array([pooled[key][n] for n in names], dtype=np.float64)
 
-    sf_keys = sorted(sf_values, key=str)
+    sf_keys = sorted(sf_values, key=lambda k: (k[0], _order(k[1])))
     tables: dict[str, dict[str, Any]] = {
         "sf_regression": {
             "X": np.array([vec(k) for k in sf_keys]).reshape(len(sf_keys), len(names)),
@@ -121,7 +128,7 @@ def clinical_tables(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dic
     for task, field in (("sf_change", "sf_change"), ("readmission", "readmission_30d")):
         rows, ys, pts = [], [], []
         for patient in sorted(timepoints):
-            tps = sorted(timepoints[patient], key=str)
+            tps = sorted(timepoints[patient], key=_order)
             label = per_patient.get(patient, {}).get(field)
             if label is None:
                 continue
