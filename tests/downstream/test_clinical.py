@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from monai_noisylabel.data.synthetic import make_lus_case
-from monai_noisylabel.downstream import clinical_tables, grouped_cv_predict, lus_mask_features, run_downstream
+from monai_noisylabel.downstream import (
+    LUS_FEATURES,
+    clinical_tables,
+    grouped_cv_predict,
+    lus_mask_features,
+    run_downstream,
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +73,20 @@ def test_grouped_cv_never_splits_a_patient():
     assert preds.shape == (2, 30) and not np.allclose(preds[0], preds[1])
     with pytest.raises(ValueError, match="'kind' parameter"):
         grouped_cv_predict(X, y, groups, kind="ranking")
+
+
+def test_time_points_in_numeric_order():
+    """Day 2 then day 10: the change is day 10 minus day 2, not the text order."""
+    recs = [
+        {
+            "id": f"{p}_{t}",
+            "patient": p,
+            "timepoint": t,
+            "sf_change": 0,
+            "features": dict.fromkeys(LUS_FEATURES, float(t)),
+        }
+        for p in range(3)
+        for t in (10, 2)
+    ]
+    tables, _ = clinical_tables(recs)
+    assert tables["sf_change"]["X"][0, 0] == 8.0  # change of the pooled feature: 10 - 2
