@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
 from monai_noisylabel.data import generate_lus_dataset, save_nifti
@@ -161,6 +162,18 @@ def test_evaluate_writes_metrics_and_downstream(trained):
         ("sf_change", "auc"),
         ("readmission", "auc"),
     }
+
+
+def test_resume_after_a_killed_run(tmp_path):
+    first = _workflow(["train.json"], **{**TINY, **_paths(tmp_path), "num_synthetic": 16})
+    trainer = first.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=1), lambda e: e.terminate())  # killed after epoch 1
+    first.run()
+    assert trainer.state.epoch == 1
+    second = _run(["train.json"], tmp_path, num_synthetic=16)
+    assert second.parser.get_parsed_content("train#trainer").state.epoch == 2
+    history = json.loads((tmp_path / "out" / "history.json").read_text())
+    assert [p[0] for p in history["train_loss"]] == [1, 2]  # epoch 1 was not trained again
 
 
 @pytest.mark.parametrize("mode", ["soft", "ignore_band"])
