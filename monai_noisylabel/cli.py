@@ -1,4 +1,4 @@
-"""Command line: ``python -m monai_noisylabel`` (or ``monai-noisylabel``) ``{make-data,camus-datalist,check-datalist,corrupt,report} ...``.
+"""Command line: ``python -m monai_noisylabel`` (or ``monai-noisylabel``) ``COMMAND ...`` (see ``--help``).
 
 Imports stay lazy: ``--help`` and ``--version`` answer without loading MONAI or torch.
 """
@@ -317,6 +317,75 @@ def _add_corrupt_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_corrupt)
 
 
+def _default_lus_bundle() -> Path:
+    """The LUS bundle next to the package in a source checkout."""
+    return Path(__file__).resolve().parents[1] / "bundles" / "lus_confidence_segmentation"
+
+
+def _cmd_lus_sweep(args: argparse.Namespace) -> int:
+    import logging
+
+    from monai_noisylabel.bundle.lus_sweep import run_lus_sweep
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    overrides: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "val_interval": args.val_interval,
+    }
+    if args.channels:
+        overrides["network_def#channels"] = list(args.channels)
+        overrides["network_def#strides"] = [2] * (len(args.channels) - 1)
+    if args.device:
+        overrides["device"] = f"$torch.device({args.device!r})"
+    result = run_lus_sweep(
+        args.out,
+        bundle_dir=args.bundle_dir if args.bundle_dir is not None else _default_lus_bundle(),
+        thresholds=args.thresholds,
+        variants=args.variants,
+        seeds=args.seeds,
+        image_size=args.size,
+        num_frames=args.num_frames,
+        max_epochs=args.epochs,
+        n_boot=args.n_boot,
+        cv_repeats=args.cv_repeats,
+        overrides=overrides,
+    )
+    print(result["markdown"])
+    for path in result["files"].values():
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_lus_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lus-sweep",
+        help="train the LUS bundle at several thresholds / label variants and seeds; table + PNG with bootstrap intervals",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder (data, runs, sweep.{csv,json,md,png})")
+    p.add_argument("--bundle-dir", type=Path, default=None, help="the lus_confidence_segmentation bundle folder")
+    p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8], help="first = reference")
+    p.add_argument(
+        "--variants",
+        nargs="*",
+        default=["soft", "ignore_band"],
+        choices=["soft", "ignore_band"],
+        help="label variants trained besides the thresholds (default soft ignore_band)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    p.add_argument("--size", type=int, default=128, help="image side (default 128)")
+    p.add_argument("--num-frames", type=int, default=160, help="synthetic frames (2 per patient, default 160)")
+    p.add_argument("--epochs", type=int, default=12, help="training epochs per run (default 12)")
+    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--lr", type=float, default=0.003, help="learning rate (default 0.003)")
+    p.add_argument("--val-interval", type=int, default=2, help="validate every N epochs (default 2)")
+    p.add_argument("--channels", type=int, nargs="*", default=[8, 16, 32, 64, 128], help="U-Net channels")
+    p.add_argument("--n-boot", type=int, default=1000, help="patient-bootstrap draws")
+    p.add_argument("--cv-repeats", type=int, default=5, help="shuffles of the downstream cross-validation")
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: the bundle's)")
+    p.set_defaults(func=_cmd_lus_sweep)
+
+
 def _version() -> str:
     from monai_noisylabel import __version__
 
@@ -391,6 +460,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     _add_knee_compare_parser(sub)
+    _add_lus_sweep_parser(sub)
     return parser
 
 

@@ -1,6 +1,8 @@
 """Code the bundles under ``bundles/`` instantiate by dotted ``_target_`` (bundle code lives in the installed package).
 
 - :func:`prepare_echo_data`: synthetic default data, CAMUS, or a user datalist, with optional noise injection.
+- :func:`prepare_lus_data`, :func:`lus_label_transforms`, :func:`lus_loss`, :func:`evaluate_lus`: the lung
+  ultrasound bundle (confidence labels, per-class Dice/IoU, downstream clinical tasks).
 - :mod:`monai_noisylabel.bundle.workflow`: seeded network init, per-structure metric
   transforms, resume from the latest checkpoint, progress lines with time left, and the end-of-training report.
 - :mod:`monai_noisylabel.bundle.knee` / :mod:`monai_noisylabel.bundle.knee_eval`: the knee BML bundle's data,
@@ -12,6 +14,8 @@ from __future__ import annotations
 from monai_noisylabel.bundle.data import SECTIONS, list_images, noise_manifest, prepare_echo_data
 from monai_noisylabel.bundle.knee import KneeLesionLoss, KneeTargetd, prepare_knee_data
 from monai_noisylabel.bundle.knee_eval import evaluate_knee, lesion_scores, rater_scores
+from monai_noisylabel.bundle.lus import IGNORE_VALUE, LABEL_MODES, lus_label_transforms, lus_loss, prepare_lus_data
+from monai_noisylabel.bundle.lus_eval import evaluate_lus, predict_lus_masks
 from monai_noisylabel.bundle.workflow import (
     HISTORY_FILENAME,
     ResumeFromLatestCheckpoint,
@@ -44,4 +48,11 @@ __all__ = [
     "evaluate_knee",
     "lesion_scores",
     "rater_scores",
+    "IGNORE_VALUE",
+    "LABEL_MODES",
+    "prepare_lus_data",
+    "lus_label_transforms",
+    "lus_loss",
+    "evaluate_lus",
+    "predict_lus_masks",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "make_echo_case",
     "make_knee_case",
     "make_lus_case",
+    "lus_frame_layout",
     "generate_echo_dataset",
     "generate_knee_dataset",
     "generate_lus_dataset",
@@ -280,29 +281,69 @@ def _sigmoid(x: np.ndarray | float) -> Any:
     return 1.0 / (1.0 + np.exp(-np.asarray(x)))
 
 
-def make_lus_case(seed: int, index: int, size: tuple[int, int] = (256, 256)) -> dict[str, Any]:
-    """One lung ultrasound frame, per-class expert confidence maps and per-frame clinical targets.
+def lus_frame_layout(index: int, frames_per_timepoint: int = 1) -> tuple[int, int, int]:
+    """``(patient, timepoint, frame)`` of frame ``index`` in the synthetic LUS set.
+
+    Frames are ordered patient by patient, time point 0 then 1, ``frames_per_timepoint`` frames each.
+
+    Example:
+        >>> [lus_frame_layout(i, 2) for i in (0, 1, 2, 5)]
+        [(0, 0, 0), (0, 0, 1), (0, 1, 0), (1, 0, 1)]
+    """
+    fpt = check_int("lus_frame_layout", "frames_per_timepoint", frames_per_timepoint, minimum=1)
+    index = check_int("lus_frame_layout", "index", index, minimum=0)
+    return index // (2 * fpt), (index // fpt) % 2, index % fpt
+
+
+def _lus_patient(seed: int, patient: int) -> dict[str, Any]:
+    """The latent course of one synthetic patient: severity at both time points and the clinical targets."""
+    rng = _rng(seed, 6, patient)
+    s0 = float(rng.beta(1.3, 1.6))
+    s1 = float(np.clip(s0 + rng.normal(0.0, 0.2), 0.02, 0.98))
+    noise = rng.normal(0.0, 12.0, 2)
+    sf = [float(np.clip(470.0 - 330.0 * s + e, 90.0, 480.0)) for s, e in zip((s0, s1), noise)]
+    return {
+        "severity": (s0, s1),
+        "sf_ratio": (round(sf[0], 2), round(sf[1], 2)),
+        # worsening: the S/F ratio fell by more than 5 % between the two time points
+        "sf_change": int(sf[1] < 0.95 * sf[0]),
+        # readmission follows the severity at the second time point and the trend
+        "readmission_30d": int(rng.random() < _sigmoid(5.0 * (s1 - 0.45) + 4.0 * (s1 - s0))),
+    }
+
+
+def make_lus_case(
+    seed: int, index: int, size: tuple[int, int] = (256, 256), frames_per_timepoint: int = 1
+) -> dict[str, Any]:
+    """One lung ultrasound frame, per-class expert confidence maps and the clinical targets of its patient.
 
     Classes (channels of ``confidence``, and values 1..4 of ``truth``): pleural line, A-lines,
     B-lines, consolidation. Confidence is high in the core of a finding, drops across its boundary,
     stays low for faint findings, and sits in ``[0.45, 0.6)`` on Z-line artefacts that are not
-    B-lines: binarizing at 0.5 includes them, 0.6 does not. The clinical targets depend on a latent
-    severity (more B-lines and consolidation, lower S/F ratio) plus noise.
+    B-lines: binarizing at 0.5 includes them, 0.6 does not.
+
+    Frames belong to patients seen at two time points (:func:`lus_frame_layout`). Each patient has a latent
+    severity at both time points; a frame's findings follow it (more B-lines, a larger consolidation, fainter
+    A-lines), so the clinical targets can be learned from what the frames show: the patient's S/F ratio at the
+    frame's time point, whether it worsened between the time points (``sf_change``), 30-day readmission.
 
     Returns:
         dict with ``image`` (uint8 ``(H, W)``), ``confidence`` (float32 ``(H, W, 4)`` in [0, 1]),
-        ``truth`` (uint8 ``(H, W)``), ``sf_ratio`` (float), ``sf_change`` (0 stable/improving, 1
-        worsening), ``readmission_30d`` (0/1), ``severity`` (float in [0, 1]).
+        ``truth`` (uint8 ``(H, W)``), ``patient`` (str), ``timepoint`` (0 or 1), ``sf_ratio`` (float, the
+        patient's at this time point), ``sf_change`` (1 when the S/F ratio fell by more than 5 % from time
+        point 0 to 1, else 0), ``readmission_30d`` (0/1), ``severity`` (float in [0, 1], this frame's).
 
     Example:
         >>> case = make_lus_case(0, 0, size=(64, 64))
-        >>> case["confidence"].shape, float(case["confidence"].max()) <= 1.0
-        ((64, 64, 4), True)
+        >>> case["confidence"].shape, float(case["confidence"].max()) <= 1.0, case["patient"], case["timepoint"]
+        ((64, 64, 4), True, 'lus000', 0)
     """
     h, w = int(size[0]), int(size[1])
+    patient, timepoint, _ = lus_frame_layout(index, frames_per_timepoint)
+    course = _lus_patient(seed, patient)
     rng = _rng(seed, 4, index)
+    severity = float(np.clip(course["severity"][timepoint] + rng.normal(0.0, 0.04), 0.0, 1.0))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    severity = float(rng.beta(1.3, 1.6))
 
     pleura_depth = h * rng.uniform(0.22, 0.32) + 0.015 * h * np.sin(2 * np.pi * xx[0] / w * rng.uniform(0.5, 1.5))
     thickness = max(1.5, 0.012 * h)
@@ -315,13 +356,11 @@ def make_lus_case(seed: int, index: int, size: tuple[int, int] = (256, 256)) -> 
         a_soft = np.maximum(a_soft, np.exp(-((yy - k * pleura_depth[None, :]) ** 2) / (2 * thickness**2)) / (k - 0.8))
     a_soft *= a_strength
     # B-lines: vertical comet tails from the pleura to the bottom.
-    n_b = int(rng.poisson(0.5 + 5.0 * severity))
+    n_b = max(0, round(7.0 * severity - 0.5 + rng.normal(0.0, 0.6)))
     b_soft = np.zeros((h, w))
-    b_vis = []
     for _ in range(n_b):
         x0, width = rng.uniform(0.05, 0.95) * w, rng.uniform(0.012, 0.03) * w
         vis = rng.uniform(0.55, 1.0)
-        b_vis.append(vis)
         b_soft = np.maximum(b_soft, vis * np.exp(-((xx - x0) ** 2) / (2 * width**2)) * (dist_pleura > 0))
     # Z-lines: short vertical artefacts that experts hesitate on; not B-lines.
     z_soft = np.zeros((h, w))
@@ -332,12 +371,11 @@ def make_lus_case(seed: int, index: int, size: tuple[int, int] = (256, 256)) -> 
         )
     # Consolidation: an irregular subpleural hypoechoic region when the lung is severe enough.
     consol = np.zeros((h, w), bool)
-    if severity > 0.45 and rng.random() < 0.85:
+    if severity + rng.normal(0.0, 0.04) > 0.45:
         cx, rx, ry = rng.uniform(0.25, 0.75) * w, (0.08 + 0.2 * severity) * w, (0.06 + 0.18 * severity) * h
         cy = pleura_depth[int(np.clip(cx, 0, w - 1))] + 0.8 * ry
         edge = 0.25 * _smooth_noise(rng, (h, w), 5.0)
         consol = ((((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2) < 1 + edge) & (dist_pleura > thickness)
-    consol_frac = float(consol.mean())
 
     truth = np.zeros((h, w), np.uint8)
     visible_a = a_strength >= 0.35  # fainter reverberations are not called A-lines
@@ -372,17 +410,15 @@ def make_lus_case(seed: int, index: int, size: tuple[int, int] = (256, 256)) -> 
     conf += 0.01 * rng.standard_normal(conf.shape) * (conf > 0.05)
     conf = np.clip(conf, 0, 1)
 
-    score = 0.35 * n_b * float(np.mean(b_vis) if b_vis else 0.0) + 12.0 * consol_frac + 1.5 * severity
-    sf_ratio = float(np.clip(465 - 95 * np.tanh(score / 2.0) * 2 + rng.normal(0, 18), 90, 480))
-    sf_change = int(score + rng.normal(0, 0.5) > 2.0)
-    readmission = int(rng.random() < _sigmoid(1.8 * (score - 2.5)))
     return {
         "image": np.round(image * 255).astype(np.uint8),
         "confidence": conf.astype(np.float32),
         "truth": truth,
-        "sf_ratio": round(sf_ratio, 2),
-        "sf_change": sf_change,
-        "readmission_30d": readmission,
+        "patient": f"lus{patient:03d}",
+        "timepoint": timepoint,
+        "sf_ratio": course["sf_ratio"][timepoint],
+        "sf_change": course["sf_change"],
+        "readmission_30d": course["readmission_30d"],
         "severity": round(severity, 4),
     }
 
@@ -525,26 +561,40 @@ def generate_lus_dataset(
     val_frac: float = 0.15,
     test_frac: float = 0.15,
     progress: bool = False,
+    frames_per_timepoint: int = 1,
 ) -> Path:
     """Write ``num`` synthetic lung ultrasound frames and return the datalist path.
 
-    Each entry: ``{"id", "image", "confidence" ((H, W, 4), channel last: load with
-    ``EnsureChannelFirstd(channel_dim=-1)``), "truth", "sf_ratio", "sf_change", "readmission_30d"}``.
+    Frames come from ``ceil(num / (2 * frames_per_timepoint))`` patients seen at two time points
+    (:func:`lus_frame_layout`; when ``num`` is not a multiple, the last patient is incomplete). All frames of a
+    patient go to one split. Each entry: ``{"id", "patient", "timepoint", "image", "confidence" ((H, W, 4),
+    channel last: load with ``EnsureChannelFirstd(channel_dim=-1)``), "truth", "sf_ratio", "sf_change",
+    "readmission_30d"}`` (``sf_ratio`` is the patient's at that time point; the other two are per patient).
+
+    Example:
+        >>> import tempfile, json
+        >>> p = generate_lus_dataset(tempfile.mkdtemp(), num=8, size=(32, 32))
+        >>> e = json.load(open(p))["training"][0]
+        >>> sorted(e)[:4], e["timepoint"] in (0, 1)
+        (['confidence', 'id', 'image', 'patient'], True)
     """
     _check_common("generate_lus_dataset", num, seed, val_frac, test_frac)
+    fpt = check_int("generate_lus_dataset", "frames_per_timepoint", frames_per_timepoint, minimum=1)
     out = Path(out_dir)
     affine = np.diag([0.2, 0.2, 1.0, 1.0])
-    splits = split_indices(num, seed, val_frac, test_frac)
+    splits = split_indices(num, seed, val_frac, test_frac, groups=[lus_frame_layout(i, fpt)[0] for i in range(num)])
     datalist: dict[str, Any] = {"training": [], "validation": [], "test": []}
     for i in _progress(range(num), num, "lus", progress):
-        case = make_lus_case(seed, i, size)
-        cid = f"lus{i:04d}"
+        case = make_lus_case(seed, i, size, fpt)
+        cid = f"{case['patient']}_t{case['timepoint']}_f{lus_frame_layout(i, fpt)[2]}"
         save_nifti(case["image"], out / "imagesTr" / f"{cid}.nii.gz", affine)
         save_nifti(case["confidence"], out / "confidence" / f"{cid}.nii.gz", affine)
         save_nifti(case["truth"], out / "truth" / f"{cid}.nii.gz", affine)
         datalist[splits[i]].append(
             {
                 "id": cid,
+                "patient": case["patient"],
+                "timepoint": case["timepoint"],
                 "image": f"imagesTr/{cid}.nii.gz",
                 "confidence": f"confidence/{cid}.nii.gz",
                 "truth": f"truth/{cid}.nii.gz",

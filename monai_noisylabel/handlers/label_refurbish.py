@@ -623,7 +623,7 @@ class PseudoLabelWeightedLoss(torch.nn.Module):
     :mod:`monai_noisylabel.losses` and MONAI's ``DiceLoss``/``DiceCELoss``-style losses allow); the result
     is ``mean_i(w_i * loss_i)`` with ``loss_i`` the per-sample mean. In the handler's ``lcm`` mode the noisy
     rows of a batch are scored against their soft LCM targets ``(b, C, *spatial)``, so ``loss`` must also take
-    soft targets (e.g. :class:`~monai_noisylabel.bundle.SampleDiceCELoss`, the losses of
+    soft targets (e.g. :class:`~monai_noisylabel.losses.SampleDiceCELoss`, the losses of
     :mod:`monai_noisylabel.losses`). Without weights (no refurbished sample
     in the batch, or outside a trainer) it is the plain batch mean.
 

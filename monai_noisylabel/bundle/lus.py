@@ -1,0 +1,283 @@
+"""The lung ultrasound bundle's data and labels: per-pixel expert confidence to training targets.
+
+- :func:`prepare_lus_data`: the built-in synthetic set (generated on first run) or a user datalist, every
+  confidence map and clinical field checked before training starts.
+- :func:`lus_label_transforms`: ``ConfidenceToSoftLabeld`` then, by ``label_mode``, hard labels at the threshold,
+  hard labels with an ignore band below it, or soft targets.
+- :func:`lus_loss`: the loss that fits the label mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.distributed as dist
+from monai.losses import DiceCELoss
+from monai.transforms import CopyItemsd, DeleteItemsd, EnsureTyped, MapTransform
+
+from monai_noisylabel.bundle.data import SECTIONS
+from monai_noisylabel.data.datalist import DatalistError, load_datalist, read_datalist_json
+from monai_noisylabel.data.synthetic import LUS_CLASSES, generate_lus_dataset
+from monai_noisylabel.downstream.clinical import CLINICAL_FIELDS
+from monai_noisylabel.losses.dice_ce import SampleDiceCELoss
+from monai_noisylabel.transforms.soft_label import ConfidenceToSoftLabeld, ThresholdBinarized
+from monai_noisylabel.transforms.soft_label.functional import CONFIDENCE_SCALES
+from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+
+__all__ = ["LABEL_MODES", "IGNORE_VALUE", "prepare_lus_data", "lus_label_transforms", "lus_loss"]
+
+logger = logging.getLogger(__name__)
+
+#: ``hard``: labels at the threshold; ``ignore_band``: hard labels, pixels whose best confidence lies in
+#: ``[band_low, threshold)`` left out of the loss; ``soft``: the confidences as a per-pixel class distribution
+LABEL_MODES = ("hard", "ignore_band", "soft")
+IGNORE_VALUE = 255
+_OWNER = "prepare_lus_data"
+_PIPELINE_KEYS = ("id", "image", "confidence")
+
+
+def _check_confidence(entry: dict[str, Any], scale: str, channel_dim: int, image_shape: tuple[int, ...]) -> None:
+    """Shape, channels, NaN and range of one confidence map; the message names the case, the field and the file."""
+    name, path = entry["id"], entry["confidence"]
+    arr = np.asarray(nib.load(path).dataobj, dtype=np.float32)  # type: ignore[attr-defined]
+    num = len(LUS_CLASSES)
+    where = f"case {name!r}, field 'confidence' ({path})"
+    if arr.ndim != 3:
+        raise ValueError(f"{where}: expected a 3D (C, H, W) or (H, W, C) map with C={num}. Got shape {arr.shape}.")
+    arr = np.moveaxis(arr, channel_dim, 0)
+    if arr.shape[0] != num:
+        raise ValueError(
+            f"{where}: expected {num} class channels ({', '.join(LUS_CLASSES)}) on axis {channel_dim} "
+            f"(confidence_channel_dim). Got shape {tuple(np.moveaxis(arr, 0, channel_dim).shape)}."
+        )
+    if tuple(arr.shape[1:]) != tuple(image_shape):
+        raise ValueError(
+            f"{where}: spatial shape {tuple(arr.shape[1:])} differs from the image's {tuple(image_shape)}."
+        )
+    if np.isnan(arr).any():
+        raise ValueError(f"{where}: has {int(np.isnan(arr).sum())} NaN values.")
+    top = CONFIDENCE_SCALES[scale]
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0 or hi > top:
+        raise ValueError(f"{where}: values {lo:g}..{hi:g} are outside the declared confidence_scale {scale!r}.")
+
+
+def _check_entry(entry: dict[str, Any], scale: str, channel_dim: int) -> None:
+    image_shape = tuple(int(s) for s in nib.load(entry["image"]).shape)  # type: ignore[attr-defined]
+    if len(image_shape) == 3 and image_shape[-1] == 1:
+        image_shape = image_shape[:2]
+    if len(image_shape) != 2:
+        raise ValueError(
+            f"case {entry['id']!r}, field 'image' ({entry['image']}): expected a 2D image. Got {image_shape}."
+        )
+    _check_confidence(entry, scale, channel_dim, image_shape)
+    if entry.get("truth") is not None:
+        truth_shape = tuple(int(s) for s in nib.load(entry["truth"]).shape)[:2]  # type: ignore[attr-defined]
+        if truth_shape != image_shape:
+            raise ValueError(
+                f"case {entry['id']!r}, field 'truth' ({entry['truth']}): shape {truth_shape} differs from the "
+                f"image's {image_shape}."
+            )
+    for field in (*CLINICAL_FIELDS, "timepoint"):
+        value = entry.get(field)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        ):
+            raise ValueError(
+                f"The '{field}' field of case {entry['id']!r} must be a finite number or absent. Got {value!r} instead."
+            )
+
+
+def _resolve(
+    dataset_dir: Path,
+    datalist: str | os.PathLike | None,
+    num_synthetic: int,
+    image_size: Sequence[int],
+    seed: int,
+    split: Sequence[float],
+) -> tuple[str, Path]:
+    if datalist is not None:
+        path = Path(datalist)
+        if not path.is_file():
+            raise FileNotFoundError(f"{_OWNER}: the 'datalist' file {str(path)!r} does not exist.")
+        return "datalist", path
+    own = dataset_dir / "datalist.json"
+    if own.is_file():
+        return "datalist", own
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()):
+        raise param_error(
+            _OWNER,
+            "dataset_dir",
+            "an empty or missing folder (the synthetic set is generated there) or a folder with a datalist.json",
+            str(dataset_dir),
+        )
+    size = (int(image_size[0]), int(image_size[1]))
+    logger.info(f"{_OWNER}: generating {num_synthetic} synthetic LUS frames {size} into {dataset_dir}")
+    path = generate_lus_dataset(
+        dataset_dir, num=num_synthetic, seed=seed, size=size, val_frac=split[0], test_frac=split[1]
+    )
+    return "synthetic", path
+
+
+def _prepare(
+    dataset_dir: Path,
+    datalist: str | os.PathLike | None,
+    num_synthetic: int,
+    image_size: Sequence[int],
+    seed: int,
+    split: Sequence[float],
+    scale: str,
+    channel_dim: int,
+) -> dict[str, Any]:
+    source, path = _resolve(dataset_dir, datalist, num_synthetic, image_size, seed, split)
+    raw = read_datalist_json(path, _OWNER)
+    out: dict[str, Any] = {"source": source, "datalist": str(path), "entries": {}}
+    for section in SECTIONS:
+        entries = (
+            load_datalist(
+                path,
+                section,
+                keys=("image", "confidence"),
+                path_keys=("image", "confidence", "truth"),
+                check_shapes=False,
+            )
+            if raw.get(section)
+            else []
+        )
+        for e in entries:
+            _check_entry(e, scale, channel_dim)
+        out["entries"][section] = entries
+        out[section] = [{k: e[k] for k in _PIPELINE_KEYS} for e in entries]
+    for section in ("training", "validation"):
+        if not out[section]:
+            raise DatalistError(f"{_OWNER}: the datalist {str(path)!r} needs a non-empty {section!r} section.")
+    return out
+
+
+def prepare_lus_data(
+    dataset_dir: str | os.PathLike,
+    *,
+    datalist: str | os.PathLike | None = None,
+    num_synthetic: int = 320,
+    image_size: Sequence[int] = (128, 128),
+    seed: int = 0,
+    val_frac: float = 0.1,
+    test_frac: float = 0.4,
+    confidence_scale: str = "0-1",
+    confidence_channel_dim: int = -1,
+) -> dict[str, Any]:
+    """The LUS bundle's data, every file and field checked before training starts.
+
+    Where the data come from: ``datalist`` (a decathlon JSON; relative paths resolve against its folder), else
+    ``<dataset_dir>/datalist.json``, else (an empty or missing ``dataset_dir``) ``num_synthetic`` synthetic frames
+    of ``image_size`` generated there (patients at two time points, :func:`~monai_noisylabel.data.generate_lus_dataset`).
+
+    Entries: ``{"id", "image", "confidence", "truth" (optional, evaluation only), "patient", "timepoint",
+    "sf_ratio", "sf_change", "readmission_30d"}`` (the clinical fields are optional). ``confidence`` holds one
+    channel per class (pleural line, A-line, B-line, consolidation) on axis ``confidence_channel_dim`` (0 or -1)
+    with values on ``confidence_scale`` (``"0-1"``, ``"0-10"``, ``"0-100"``). Input files are only read.
+
+    Returns:
+        ``{"training", "validation", "test"}`` (``{"id", "image", "confidence"}`` for the pipelines),
+        ``"entries"`` (section -> the full checked entries, absolute paths), ``"source"``, ``"datalist"``.
+        Under DDP rank 0 prepares first, the other ranks then read what it wrote.
+
+    Raises:
+        ValueError: a confidence map with NaN, values outside the scale, a missing class channel or another
+            shape than the image; a clinical field that is not a number; bad parameters. The message names
+            the case and the field.
+        FileNotFoundError: a missing datalist or listed file.
+
+    Example:
+        >>> import tempfile
+        >>> d = prepare_lus_data(tempfile.mkdtemp(), num_synthetic=8, image_size=(32, 32))
+        >>> d["source"], sorted(d["training"][0])
+        ('synthetic', ['confidence', 'id', 'image'])
+    """
+    scale = check_choice(_OWNER, "confidence_scale", confidence_scale, tuple(CONFIDENCE_SCALES))
+    channel_dim = check_choice(_OWNER, "confidence_channel_dim", confidence_channel_dim, (0, -1))
+    num_synthetic = check_int(_OWNER, "num_synthetic", num_synthetic, minimum=4)
+    split = (
+        check_number(_OWNER, "val_frac", val_frac, 0.0, 1.0),
+        check_number(_OWNER, "test_frac", test_frac, 0.0, 1.0),
+    )
+    if len(tuple(image_size)) != 2:
+        raise param_error(_OWNER, "image_size", "two ints (H, W)", tuple(image_size))
+    args = (Path(dataset_dir), datalist, num_synthetic, tuple(image_size), int(seed), split, scale, channel_dim)
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return _prepare(*args)
+    result = _prepare(*args) if dist.get_rank() == 0 else None
+    dist.barrier()
+    return result if result is not None else _prepare(*args)
+
+
+def lus_label_transforms(
+    label_mode: str = "hard",
+    *,
+    threshold: float = 0.6,
+    confidence_scale: str = "0-1",
+    band_low: float = 0.5,
+    confidence_key: str = "confidence",
+    label_key: str = "label",
+) -> list[MapTransform]:
+    """Transforms that turn a channel-first confidence map into the training target under ``label_key``.
+
+    ``ConfidenceToSoftLabeld`` (scale to [0, 1]) and then, by ``label_mode``:
+
+    - ``"hard"``: ``ThresholdBinarized(threshold)``, a ``(1, H, W)`` class map (0 background, 1..4);
+    - ``"ignore_band"``: the same, and pixels whose best confidence lies in ``[band_low, threshold)`` get
+      :data:`IGNORE_VALUE` (left out of :func:`lus_loss`);
+    - ``"soft"``: a ``(5, H, W)`` per-pixel class distribution (``overlap="normalize"``, channel 0 background).
+
+    The confidence key is removed afterwards.
+
+    Example:
+        >>> from monai.transforms import Compose
+        >>> c = torch.zeros(4, 2, 2); c[2, 0, 0] = 0.9; c[2, 0, 1] = 0.55
+        >>> Compose(lus_label_transforms("ignore_band"))({"confidence": c})["label"].tolist()
+        [[[3, 255], [0, 0]]]
+    """
+    owner = "lus_label_transforms"
+    check_choice(owner, "label_mode", label_mode, LABEL_MODES)
+    threshold = check_number(owner, "threshold", threshold, 0.0, 1.0)
+    if not 0 < threshold < 1:
+        raise param_error(owner, "threshold", "a number in (0, 1)", threshold)
+    if label_mode == "ignore_band" and not 0 < band_low < threshold:
+        raise param_error(owner, "band_low", f"a number in (0, threshold={threshold})", band_low)
+    out: list[MapTransform] = [CopyItemsd(keys=confidence_key, names=label_key), DeleteItemsd(keys=confidence_key)]
+    if label_mode == "soft":
+        out += [
+            ConfidenceToSoftLabeld(keys=label_key, scale=confidence_scale, overlap="normalize"),
+            EnsureTyped(keys=label_key, dtype=torch.float32),
+        ]
+        return out
+    low = band_low if label_mode == "ignore_band" else None
+    out += [
+        ConfidenceToSoftLabeld(keys=label_key, scale=confidence_scale),
+        ThresholdBinarized(keys=label_key, threshold=threshold, low=low, ignore_value=IGNORE_VALUE, dtype=torch.int64),
+    ]
+    return out
+
+
+def lus_loss(label_mode: str = "hard") -> torch.nn.Module:
+    """The training loss for ``label_mode``: Dice + cross-entropy on softmax outputs.
+
+    Hard labels (with or without an ignore band): :class:`~monai_noisylabel.losses.SampleDiceCELoss`
+    (ignored pixels left out of both terms); soft targets: MONAI ``DiceCELoss`` against the class distribution.
+
+    Example:
+        >>> lus_loss("soft")(torch.zeros(1, 5, 4, 4), torch.full((1, 5, 4, 4), 0.2)).ndim
+        0
+    """
+    check_choice("lus_loss", "label_mode", label_mode, LABEL_MODES)
+    if label_mode == "soft":
+        return DiceCELoss(softmax=True, include_background=False)
+    return SampleDiceCELoss(ignore_index=IGNORE_VALUE, reduction="mean")

@@ -1,0 +1,70 @@
+"""The LUS bundle's label transforms, loss and data checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.transforms import Compose
+
+from monai_noisylabel.bundle import lus_label_transforms, lus_loss, prepare_lus_data
+
+
+def _confidence():
+    c = torch.zeros(4, 2, 3)
+    c[0, 0, 0] = 0.65  # pleural line, above 0.6
+    c[2, 0, 1] = 0.55  # B-line in [0.5, 0.6): in at 0.5, ignored in the band, out at 0.6
+    c[3, 1, 2] = 0.9
+    return c
+
+
+@pytest.mark.parametrize(
+    ("mode", "threshold", "expected"),
+    [
+        ("hard", 0.6, [[[1, 0, 0], [0, 0, 4]]]),
+        ("hard", 0.5, [[[1, 3, 0], [0, 0, 4]]]),
+        ("ignore_band", 0.6, [[[1, 255, 0], [0, 0, 4]]]),
+    ],
+)
+def test_hard_labels(mode, threshold, expected):
+    out = Compose(lus_label_transforms(mode, threshold=threshold))({"confidence": _confidence()})
+    assert out["label"].tolist() == expected and "confidence" not in out
+
+
+def test_soft_targets_and_scale():
+    out = Compose(lus_label_transforms("soft", confidence_scale="0-100"))({"confidence": _confidence() * 100})
+    label = out["label"]
+    assert label.shape == (5, 2, 3) and torch.allclose(label.sum(0), torch.ones(2, 3))
+    assert label[3, 0, 1].item() == pytest.approx(0.55)
+
+
+def test_losses_learn_signal():
+    logits = torch.zeros(2, 5, 4, 4, requires_grad=True)
+    hard = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    hard[:, 0, 0, 0] = 255  # ignored
+    loss = lus_loss("ignore_band")
+    value = loss(logits, hard)
+    value.backward()
+    assert torch.isfinite(value) and logits.grad is not None
+    # the ignored pixel's cross-entropy is left out: a confident wrong logit there costs less than where labelled
+    wrong = torch.zeros(2, 5, 4, 4)
+    wrong[:, 4, 0, 0] = 20.0
+    labelled = hard.clone()
+    labelled[:, 0, 0, 0] = 0
+    assert loss(wrong, hard) < loss(wrong, labelled)
+    soft = torch.softmax(torch.randn(2, 5, 4, 4), 1)
+    assert lus_loss("soft")(logits, soft).item() > 0
+
+
+def test_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="'label_mode' parameter of lus_label_transforms"):
+        lus_label_transforms("weighted")
+    with pytest.raises(ValueError, match="'band_low' parameter"):
+        lus_label_transforms("ignore_band", threshold=0.5, band_low=0.6)
+    with pytest.raises(ValueError, match="'confidence_scale' parameter of prepare_lus_data"):
+        prepare_lus_data(tmp_path, confidence_scale="0-5")
+    with pytest.raises(ValueError, match="'confidence_channel_dim' parameter"):
+        prepare_lus_data(tmp_path, confidence_channel_dim=1)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="'dataset_dir' parameter"):
+        prepare_lus_data(tmp_path / "junk")
