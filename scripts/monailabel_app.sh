@@ -38,5 +38,5 @@ for bundle in "$ROOT"/bundles/*/; do
 done
 
 # NoisyLabelApp reads only the local bundle folders given here: it has no model-zoo source and no SAM2 task
-exec "$(dirname "$ML_PY")/monailabel" start_server --app "$APP_DIR" --studies "$STUDIES" \
+exec "$ML_PY" -m monailabel.main start_server --app "$APP_DIR" --studies "$STUDIES" \
     --host 127.0.0.1 --port "$PORT" --conf bundles "$APP_DIR/model"

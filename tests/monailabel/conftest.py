@@ -56,6 +56,7 @@ class Server:
         monailabel_python()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app_dir = app_dir
         self.log = log
         env = {
             **os.environ,
