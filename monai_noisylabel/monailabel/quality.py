@@ -167,7 +167,8 @@ class BundleScorer:
         parser.read_config(str(config))
         parser["bundle_root"] = str(self.bundle_dir)
         parser["device"] = str(self.device)
-        self.network = parser.get_parsed_content("network_def").to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the initial weights are replaced: leave the global RNG alone
+            self.network = parser.get_parsed_content("network_def").to(self.device)
         state = torch.load(self.model_path, map_location=self.device, weights_only=True)
         self.network.load_state_dict(state.get("model", state) if isinstance(state, Mapping) else state)
         self.network.eval()
