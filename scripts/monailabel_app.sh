@@ -2,7 +2,7 @@
 # Start MONAI Label 0.8.5 on 127.0.0.1 with every bundle under bundles/ (served and trained from local folders:
 # no model-zoo download, no SAM2), the `label_quality` scoring method and the `suspect_label_first` strategy.
 #
-#   scripts/monailabel_app.sh STUDIES_DIR [PORT]
+#   scripts/monailabel_app.sh STUDIES_DIR [PORT] [more start_server arguments, e.g. --conf label_quality_bundle B]
 #
 # STUDIES_DIR is the datastore: a folder of images (MONAI Label keeps the annotators' labels in
 # STUDIES_DIR/labels/final). PORT defaults to 8000. The app (examples/monailabel/main.py) and a copy of each
@@ -17,6 +17,7 @@ if [ "$#" -lt 1 ] || [ ! -d "$1" ]; then
 fi
 STUDIES="$(cd "$1" && pwd)"
 PORT="${2:-8000}"
+shift $(( $# < 2 ? $# : 2 ))
 APP_DIR="${MONAI_NOISYLABEL_APP_DIR:-$ROOT/.monailabel_app}"
 ML_PY="$(bash "$ROOT/scripts/setup_monailabel_env.sh" | tail -n 1)"
 
@@ -39,4 +40,4 @@ done
 
 # NoisyLabelApp reads only the local bundle folders given here: it has no model-zoo source and no SAM2 task
 exec "$ML_PY" -m monailabel.main start_server --app "$APP_DIR" --studies "$STUDIES" \
-    --host 127.0.0.1 --port "$PORT" --conf bundles "$APP_DIR/model"
+    --host 127.0.0.1 --port "$PORT" --conf bundles "$APP_DIR/model" "$@"

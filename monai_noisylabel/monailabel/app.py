@@ -163,7 +163,7 @@ class NoisyLabelApp(MONAILabelApp):
 
     def train(self, request: dict[str, Any]) -> Any:
         bundle = self.bundles.get(request.get("model", ""))
-        auto_scoring: bool = self._auto_update_scoring
+        auto_scoring = bool(getattr(self, "_auto_update_scoring", False))  # set by MONAILabelApp.__init__
         self._auto_update_scoring = False
         try:
             with training_lock(bundle) if bundle else contextlib.nullcontext():
