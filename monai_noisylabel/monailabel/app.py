@@ -175,9 +175,10 @@ class NoisyLabelApp(MONAILabelApp):
         return result
 
     def scoring(self, request: dict[str, Any], datastore: Any = None) -> Any:
-        from monailabel.utils.async_tasks.utils import processes
+        from monailabel.utils.async_tasks.utils import processes, tasks
 
-        if processes("train"):
+        # a submitted task gets its process a moment later: count both
+        if processes("train") or any(t.get("status") in ("SUBMITTED", "RUNNING") for t in tasks("train")):
             raise _http_error(409, "A training task is running: score after it finishes (GET /train/ shows it).")
         try:
             return super().scoring(request, datastore)
