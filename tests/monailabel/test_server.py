@@ -132,6 +132,8 @@ def test_annotator_saves_labels(server, study):
         res = _save_label(server, f"echo_{i}", study[1] / f"echo_{i}.nii.gz")
         assert res.ok, res.text
     assert len(list(_labels_dir(study).glob("*.nii.gz"))) == NUM
+    res = _score(server)  # labels now, but the bundle has no model yet
+    assert res.status_code == 409 and "without models/model.pt" in res.json()["detail"], res.text
 
 
 def test_a_copied_model_is_served_without_restart(server, pretrained):
