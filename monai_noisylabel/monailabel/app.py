@@ -81,6 +81,13 @@ class NoisyLabelApp(MONAILabelApp):
         app_dir: the app folder.
         studies: the datastore (a folder of images; labels go to ``labels/final``).
         conf: the ``--conf`` values.
+
+    Example:
+        Started by ``scripts/monailabel_app.sh STUDIES_DIR``; every train request is a new run warm-started from
+        ``models/model.pt``:
+
+        >>> NoisyLabelApp.TRAIN_OVERRIDES
+        {'resume': False}
     """
 
     #: set on every training on top of MONAI Label's own overrides: each train request is a new training that

@@ -98,8 +98,11 @@ class LabelQualityScoring(ScoringMethod):
         default_bundle: the bundle to score with when the request names none; needed with several bundles.
 
     Example:
-        >>> import tempfile
-        >>> scoring = LabelQualityScoring({"echo": tempfile.mkdtemp()})  # doctest: +SKIP
+        In a MONAI Label app (``init_scoring_methods``); each image's scores land in its info:
+
+        >>> from monai_noisylabel.monailabel import SCORE_KEY, QUALITY_TAG
+        >>> SCORE_KEY, QUALITY_TAG  # image-info key and label tag of the overlay
+        ('label_quality', 'label_quality')
     """
 
     def __init__(self, bundles: Mapping[str, str], default_bundle: str | None = None) -> None:
