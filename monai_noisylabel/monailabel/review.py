@@ -95,7 +95,8 @@ class LabelQualityScoring(ScoringMethod):
 
     Args:
         bundles: bundle name to bundle folder (the app's bundles).
-        default_bundle: the bundle to score with when the request names none; needed with several bundles.
+        default_bundle: the bundle to score with when the request names none; without it, the one bundle that has a
+            trained model (with several trained bundles the request must name one).
 
     Example:
         In a MONAI Label app (``init_scoring_methods``); each image's scores land in its info:
@@ -117,11 +118,31 @@ class LabelQualityScoring(ScoringMethod):
     def bundle_of(self, request: Mapping[str, Any]) -> tuple[str, str]:
         """The (name, folder) of the bundle the request scores with."""
         name = request.get("model") or self.default_bundle
+        if name is None:  # several bundles and none named: the one that has a trained model, if only one has
+            trained = [n for n, d in self.bundles.items() if os.path.isfile(os.path.join(d, "models", "model.pt"))]
+            if not trained:
+                raise param_error(
+                    "label_quality scoring",
+                    "model",
+                    "a bundle with a trained model (train one first)",
+                    f"every bundle {sorted(self.bundles)} without models/model.pt",
+                )
+            name = trained[0] if len(trained) == 1 else None
         if name not in self.bundles:
-            raise param_error("label_quality scoring", "model", f"one of the bundles {sorted(self.bundles)}", name)
+            raise param_error(
+                "label_quality scoring",
+                "model",
+                f"one of the bundles {sorted(self.bundles)} (needed when not exactly one bundle has a trained model)",
+                name,
+            )
         return name, self.bundles[name]
 
     def __call__(self, request: Mapping[str, Any], datastore: Any) -> dict[str, Any]:
+        image_ids = sorted(datastore.get_labeled_images())
+        if not image_ids:
+            raise param_error(
+                "label_quality scoring", "datastore", "a datastore with labelled images (a saved 'final' label)", 0
+            )
         name, bundle_dir = self.bundle_of(request)
         pid = training_in_progress(bundle_dir)
         if pid is not None:
@@ -130,11 +151,6 @@ class LabelQualityScoring(ScoringMethod):
                 "request",
                 "no training of the bundle running",
                 f"'{name}' training (pid {pid})",
-            )
-        image_ids = sorted(datastore.get_labeled_images())
-        if not image_ids:
-            raise param_error(
-                "label_quality scoring", "datastore", "a datastore with labelled images (a saved 'final' label)", 0
             )
         device = request.get("device") or ("cuda" if _cuda() else "cpu")
         if isinstance(device, (list, tuple)):
