@@ -138,7 +138,7 @@ def _resize(label: np.ndarray, cls: int, radius: float, rng: np.random.Generator
     if rng is not None:
         field = ndimage.gaussian_filter(rng.standard_normal(label.shape), 3.0)
         level = level + 0.5 * abs(radius) * field / max(float(np.abs(field).max()), 1e-12)
-    new = signed < level if radius > 0 else signed < level - 0.5
+    new = signed <= level if radius > 0 else signed < level - 0.5  # radius r: r layers of voxels
     if radius > 0:
         out = label.copy()
         out[new & ~mask] = cls

@@ -5,8 +5,11 @@ corrupted LV cavity dilated by 3 px) defeats loss, GMM and VoG: the model learns
 so clean and biased labels fit it equally badly. What still differs is the sign: the biased labels lie
 on one side of the prediction, the clean ones on the other. Per sample and class,
 ``(label volume - predicted volume) / predicted volume`` is a feature vector (:func:`volume_offsets`);
-its distance from the same vectors measured on a trusted clean set, e.g. the curated validation set,
-is the score (:func:`offset_scores`).
+its Mahalanobis distance from the same vectors measured on a trusted clean set, e.g. the curated
+validation set, is the score (:func:`offset_scores`). The covariance is the full one, shrunk with
+Ledoit-Wolf because the reference is small: the classes' offsets are correlated (a dilated cavity grows the
+LV and shrinks the wall). :func:`reference_offset_scores` gives the reference's own scores (leave-one-out),
+the clean distribution that :mod:`~monai_noisylabel.detection.reference` compares the training scores with.
 
 Memorization: on its own training samples a network eventually reproduces their wrong labels (an
 omitted structure stops being predicted), and the offsets of the final model shrink towards 0. As

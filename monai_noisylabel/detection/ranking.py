@@ -31,12 +31,12 @@ __all__ = [
 ]
 
 #: Scores that :func:`combine_scores` averages when it is given a mapping and no ``include``.
-#: Chosen from ``benchmarks/bench_detection.py`` (echo phantoms, CPU, 64x64): the per-sample loss averaged
-#: over a window of epochs is the strongest single score for omissions (AUROC 1.00) but drops to 0.71 on a
-#: 50 % systematic bias; the directional offset (window mean, clean reference) sees the bias (1.00) but is
-#: weaker on 50 % omission (0.85). Their rank average scored AUROC 0.88-1.00 in every cell, above the
-#: VoG variants (0.04-0.81) and cleanlab's label-quality score (0.32-0.91); weighted by
-#: :func:`separation_weight` (``weights="separation"``, the handlers' default) 0.99-1.00.
+#: The per-sample loss averaged over a window of epochs is the strongest single score for omissions and random
+#: errors but falls on a 50 % systematic bias (the model learns the biased boundary); the directional offset
+#: against the clean reference sees the bias. Neither wins every cell of ``benchmarks/bench_detection.py``; the
+#: handlers weigh them by how far each exceeds the same score on the clean validation set
+#: (``weights="reference"``, :func:`combine_with_reference`), which held on a second, independently written
+#: phantom that the defaults were never tuned on (``benchmarks/README.md``).
 DEFAULT_COMBINED_SCORES: tuple[str, ...] = ("loss", "offset")
 
 
