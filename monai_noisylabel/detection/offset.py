@@ -1,6 +1,6 @@
 """Directional disagreement: signed label-vs-prediction volume offsets and their distance from a clean reference.
 
-This project's own score (DESIGN.md section 4). A systematic bias on many training labels (e.g. every
+This project's own score. A systematic bias on many training labels (e.g. every
 corrupted LV cavity dilated by 3 px) defeats loss, GMM and VoG: the model learns the average boundary,
 so clean and biased labels fit it equally badly. What still differs is the sign: the biased labels lie
 on one side of the prediction, the clean ones on the other. Per sample and class,

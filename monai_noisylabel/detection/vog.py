@@ -1,7 +1,7 @@
 """Variance of Gradients (VoG) for segmentation labels: input gradients, a streaming accumulator, scores.
 
 Agarwal, D'souza and Hooker, "Estimating Example Difficulty Using Variance of Gradients", CVPR 2022,
-https://arxiv.org/abs/2008.11600, adapted to segmentation as in DESIGN.md section 4:
+https://arxiv.org/abs/2008.11600, adapted to segmentation:
 
 - at checkpoint ``t`` the model is in eval mode and ``S_t = d a / d x`` is the gradient of a scalar
   ``a`` with respect to the input image, averaged over input channels (:func:`input_gradients`);

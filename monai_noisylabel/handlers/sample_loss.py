@@ -2,8 +2,7 @@
 
 A thin ignite adapter over :class:`~monai_noisylabel.detection.SampleLossAccumulator`,
 :func:`~monai_noisylabel.detection.gmm_noisy_probability` and (with a trusted reference loader)
-:func:`~monai_noisylabel.detection.volume_offsets` / :func:`~monai_noisylabel.detection.offset_scores`
-(DESIGN.md section 4).
+:func:`~monai_noisylabel.detection.volume_offsets` / :func:`~monai_noisylabel.detection.offset_scores`.
 """
 
 from __future__ import annotations
