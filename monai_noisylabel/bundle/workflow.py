@@ -274,7 +274,8 @@ def finish_training(
 
     Reads ``<output_dir>/label_scores.csv`` and ``history.json``; with the ``manifest.json`` of the injected
     noise (:func:`~monai_noisylabel.bundle.prepare_echo_data`), computes AUROC and average precision of every
-    score column against the known corrupted ids with :func:`~monai_noisylabel.detection.detection_metrics`.
+    score column against the known corrupted ids with :func:`~monai_noisylabel.detection.detection_metrics`,
+    and the precision and recall of the ``flagged`` column (``flag_precision``, ``flag_recall``; printed).
     The top ``top_k`` suspects are drawn with the network's prediction (``entries``: the training data list;
     ``preprocessing``: the training pipeline without augmentation). Writes ``report/index.html`` and
     ``detection_metrics.json``; returns the summary.
@@ -301,6 +302,11 @@ def finish_training(
                     m = detection_metrics(values, truth)
                     summary[f"auroc_{col}"] = round(float(m["auroc"]), 4)
                     summary[f"ap_{col}"] = round(float(m["average_precision"]), 4)
+        flagged = np.array([bool(r["flagged"]) for r in rows])
+        hits = int((flagged & truth).sum())
+        summary["num_corrupted"] = int(truth.sum())
+        summary["flag_precision"] = round(hits / int(flagged.sum()), 4) if flagged.any() else None
+        summary["flag_recall"] = round(hits / int(truth.sum()), 4) if truth.any() else None
     history_path = out / HISTORY_FILENAME
     history = json.loads(history_path.read_text()) if history_path.is_file() else None
     if history:
@@ -331,4 +337,10 @@ def finish_training(
     print(f"report: {report}")
     if "auroc_combined" in summary:
         print(f"detection AUROC against the known corruption (combined score): {summary['auroc_combined']:.3f}")
+    if "num_corrupted" in summary:
+        p, r = summary["flag_precision"], summary["flag_recall"]
+        print(
+            f"flagged {summary['num_flagged']} of {len(rows)} labels ({summary['num_corrupted']} known corrupted): "
+            f"precision {'n/a' if p is None else f'{p:.3f}'}, recall {'n/a' if r is None else f'{r:.3f}'}"
+        )
     return summary

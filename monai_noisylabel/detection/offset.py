@@ -1,12 +1,15 @@
 """Directional disagreement: signed label-vs-prediction volume offsets and their distance from a clean reference.
 
-This project's own score (DESIGN.md section 4). A systematic bias on many training labels (e.g. every
+This project's own score. A systematic bias on many training labels (e.g. every
 corrupted LV cavity dilated by 3 px) defeats loss, GMM and VoG: the model learns the average boundary,
 so clean and biased labels fit it equally badly. What still differs is the sign: the biased labels lie
 on one side of the prediction, the clean ones on the other. Per sample and class,
 ``(label volume - predicted volume) / predicted volume`` is a feature vector (:func:`volume_offsets`);
-its distance from the same vectors measured on a trusted clean set, e.g. the curated validation set,
-is the score (:func:`offset_scores`).
+its Mahalanobis distance from the same vectors measured on a trusted clean set, e.g. the curated
+validation set, is the score (:func:`offset_scores`). The covariance is the full one, shrunk with
+Ledoit-Wolf because the reference is small: the classes' offsets are correlated (a dilated cavity grows the
+LV and shrinks the wall). :func:`reference_offset_scores` gives the reference's own scores (leave-one-out),
+the clean distribution that :mod:`~monai_noisylabel.detection.reference` compares the training scores with.
 
 Memorization: on its own training samples a network eventually reproduces their wrong labels (an
 omitted structure stops being predicted), and the offsets of the final model shrink towards 0. As
@@ -26,14 +29,16 @@ the loss score (:func:`~monai_noisylabel.detection.combine_scores` does by defau
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.covariance import LedoitWolf, MinCovDet
 
 from monai_noisylabel.detection._checks import as_float_array, as_int_array, check_finite
-from monai_noisylabel.utils import check_int, check_number, param_error
+from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
 
-__all__ = ["volume_offsets", "offset_scores"]
+__all__ = ["volume_offsets", "offset_scores", "reference_offset_scores"]
 
 _MAD_TO_STD = 1.4826
 
@@ -90,14 +95,52 @@ def volume_offsets(
     return (v_label - v_pred) / np.maximum(v_pred, min_volume)
 
 
-def offset_scores(offsets: Any, *, reference: Any = None, min_scale: float = 0.01) -> np.ndarray:
+def _centre_and_precision(
+    owner: str, ref: np.ndarray, covariance: str, min_scale: float, robust: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and inverse covariance of ``ref``: diagonal (mean/std or median/MAD) or full (Ledoit-Wolf
+    shrinkage, or scikit-learn's MinCovDet when ``robust``), with ``min_scale ** 2`` added to the diagonal."""
+    k = ref.shape[1]
+    if covariance == "diagonal" or ref.shape[0] < 2:
+        if robust:
+            centre = np.median(ref, axis=0)
+            scale = _MAD_TO_STD * np.median(np.abs(ref - centre), axis=0)
+        else:
+            centre = ref.mean(axis=0)
+            scale = ref.std(axis=0, ddof=1) if ref.shape[0] > 1 else np.zeros(k)
+        return centre, np.diag(1.0 / np.maximum(scale, min_scale) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        est = MinCovDet(random_state=0) if robust and ref.shape[0] > 2 * k else LedoitWolf()
+        try:
+            est.fit(ref)
+        except ValueError:  # MinCovDet on degenerate data: fall back to the shrunk estimate
+            est = LedoitWolf().fit(ref)
+    cov = np.asarray(est.covariance_) + min_scale**2 * np.eye(k)
+    return np.asarray(est.location_, dtype=np.float64), np.linalg.pinv(cov)
+
+
+def _distances(x: np.ndarray, centre: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    d = x - centre
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, precision, d), 0.0))
+
+
+def offset_scores(
+    offsets: Any, *, reference: Any = None, min_scale: float = 0.01, covariance: str = "full"
+) -> np.ndarray:
     """Distance of each sample's offset vector from the offsets of a trusted clean reference set.
 
-    The distance is standardized Euclidean (Mahalanobis with a diagonal covariance):
-    ``sqrt(sum_k ((x_k - centre_k) / scale_k)^2)``. With ``reference`` the centre and scale are its mean
-    and standard deviation per feature; without, the median and ``1.4826 * MAD`` of ``offsets`` itself
-    (robust to a minority of wrong labels, blind to a 50/50 split: see the module docstring). Scales
-    are floored at ``min_scale`` so a constant feature does not divide by zero.
+    With ``covariance="full"`` (default) the distance is Mahalanobis with the reference's full covariance,
+    estimated with Ledoit-Wolf shrinkage (scikit-learn ``LedoitWolf``) because the reference is small: the
+    classes' offsets are correlated (a dilated cavity grows the LV and shrinks the wall), and a change
+    that breaks that correlation stands out even when each class alone looks ordinary. With
+    ``covariance="diagonal"`` it is the standardized Euclidean distance
+    ``sqrt(sum_k ((x_k - centre_k) / scale_k)^2)`` (mean and standard deviation per feature). Without
+    ``reference`` the centre and spread come from ``offsets`` itself, robustly (scikit-learn ``MinCovDet``,
+    or the median and ``1.4826 * MAD`` per feature): this finds a minority of wrong labels but is blind to a
+    50/50 split (see the module docstring). ``min_scale ** 2`` is added to every variance so a constant
+    feature does not divide by zero.
 
     Args:
         offsets: ``(N, K)`` (or ``(N,)`` for one class) offsets of the samples to score, e.g.
@@ -105,6 +148,7 @@ def offset_scores(offsets: Any, *, reference: Any = None, min_scale: float = 0.0
         reference: ``(M, K)`` offsets of trusted clean samples (e.g. the validation set, predicted by the
             same model), or ``None``.
         min_scale: floor of each feature's scale (offsets are relative, so 0.01 = 1 % of the volume).
+        covariance: ``"full"`` or ``"diagonal"``.
 
     Returns:
         ``(N,)`` float64 distances >= 0, higher = more suspicious.
@@ -115,26 +159,51 @@ def offset_scores(offsets: Any, *, reference: Any = None, min_scale: float = 0.0
     Example:
         >>> import numpy as np
         >>> ref = np.array([[-0.1], [0.0], [0.1]])
-        >>> offset_scores(np.array([[0.0], [0.3], [-0.2]]), reference=ref).round(2).tolist()
+        >>> offset_scores(np.array([[0.0], [0.3], [-0.2]]), reference=ref, covariance="diagonal").round(2).tolist()
         [0.0, 3.0, 2.0]
+        >>> ref2 = np.array([[0.1, -0.1], [-0.1, 0.1], [0.2, -0.2], [-0.2, 0.2]])  # the two classes trade voxels
+        >>> d = offset_scores(np.array([[0.1, -0.1], [0.1, 0.1]]), reference=ref2)
+        >>> bool(d[1] > 2 * d[0])  # both larger breaks the correlation
+        True
     """
     owner = "offset_scores"
     x = as_float_array(owner, "offsets", offsets, ndim=(1, 2))
     x = x[:, None] if x.ndim == 1 else x
     check_finite(owner, "offsets", x)
     min_scale = check_number(owner, "min_scale", min_scale, 0.0, open_min=True)
+    check_choice(owner, "covariance", covariance, ("full", "diagonal"))
     if reference is None:
         if x.shape[0] == 0:
             return np.zeros(0)
-        centre = np.median(x, axis=0)
-        scale = _MAD_TO_STD * np.median(np.abs(x - centre), axis=0)
-    else:
-        ref = as_float_array(owner, "reference", reference, ndim=(1, 2))
-        ref = ref[:, None] if ref.ndim == 1 else ref
-        check_finite(owner, "reference", ref)
-        if ref.shape[0] == 0 or ref.shape[1] != x.shape[1]:
-            raise param_error(owner, "reference", f"an (M >= 1, {x.shape[1]}) array", f"shape {ref.shape}")
-        centre = ref.mean(axis=0)
-        scale = ref.std(axis=0, ddof=1) if ref.shape[0] > 1 else np.zeros(ref.shape[1])
-    scale = np.maximum(scale, min_scale)
-    return np.sqrt((((x - centre) / scale) ** 2).sum(axis=1))
+        return _distances(x, *_centre_and_precision(owner, x, covariance, min_scale, robust=True))
+    ref = as_float_array(owner, "reference", reference, ndim=(1, 2))
+    ref = ref[:, None] if ref.ndim == 1 else ref
+    check_finite(owner, "reference", ref)
+    if ref.shape[0] == 0 or ref.shape[1] != x.shape[1]:
+        raise param_error(owner, "reference", f"an (M >= 1, {x.shape[1]}) array", f"shape {ref.shape}")
+    return _distances(x, *_centre_and_precision(owner, ref, covariance, min_scale, robust=False))
+
+
+def reference_offset_scores(reference: Any, *, min_scale: float = 0.01, covariance: str = "full") -> np.ndarray:
+    """:func:`offset_scores` of every reference sample against the OTHER reference samples (leave-one-out).
+
+    This is the reference distribution of the offset score: a training sample is scored against all
+    ``M`` reference samples, so each reference sample is scored against the ``M - 1`` others, not against a
+    set that contains itself (which would make the reference look tighter than it is).
+
+    Example:
+        >>> import numpy as np
+        >>> reference_offset_scores(np.array([[0.0], [0.1], [0.2], [1.0]]), covariance="diagonal").round(1).tolist()
+        [0.9, 0.6, 0.3, 9.0]
+    """
+    ref = as_float_array("reference_offset_scores", "reference", reference, ndim=(1, 2))
+    ref = ref[:, None] if ref.ndim == 1 else ref
+    if ref.shape[0] < 2:
+        return np.full(ref.shape[0], np.nan)
+    keep = ~np.eye(ref.shape[0], dtype=bool)
+    return np.array(
+        [
+            offset_scores(ref[i : i + 1], reference=ref[keep[i]], min_scale=min_scale, covariance=covariance)[0]
+            for i in range(ref.shape[0])
+        ]
+    )

@@ -18,6 +18,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
 
 from monai_noisylabel.detection._checks import as_float_array, as_int_array
+from monai_noisylabel.detection.reference import reference_excess
 from monai_noisylabel.utils import check_choice, check_int, param_error
 
 __all__ = [
@@ -25,16 +26,17 @@ __all__ = [
     "normalize_scores",
     "separation_weight",
     "combine_scores",
+    "combine_with_reference",
     "detection_metrics",
 ]
 
 #: Scores that :func:`combine_scores` averages when it is given a mapping and no ``include``.
-#: Chosen from ``benchmarks/bench_detection.py`` (echo phantoms, CPU, 64x64): the per-sample loss averaged
-#: over a window of epochs is the strongest single score for omissions (AUROC 1.00) but drops to 0.71 on a
-#: 50 % systematic bias; the directional offset (window mean, clean reference) sees the bias (1.00) but is
-#: weaker on 50 % omission (0.85). Their rank average scored AUROC 0.88-1.00 in every cell, above the
-#: VoG variants (0.04-0.81) and cleanlab's label-quality score (0.32-0.91); weighted by
-#: :func:`separation_weight` (``weights="separation"``, the handlers' default) 0.99-1.00.
+#: The per-sample loss averaged over a window of epochs is the strongest single score for omissions and random
+#: errors but falls on a 50 % systematic bias (the model learns the biased boundary); the directional offset
+#: against the clean reference sees the bias. Neither wins every cell of ``benchmarks/bench_detection.py``; the
+#: handlers weigh them by how far each exceeds the same score on the clean validation set
+#: (``weights="reference"``, :func:`combine_with_reference`), which held on a second, independently written
+#: phantom that the defaults were never tuned on (``benchmarks/README.md``).
 DEFAULT_COMBINED_SCORES: tuple[str, ...] = ("loss", "offset")
 
 
@@ -148,16 +150,43 @@ def _fractional_ranks(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _named_weights(owner: str, weights: str, arrays: list[np.ndarray]) -> np.ndarray:
-    check_choice(owner, "weights", weights, ("equal", "separation"))
+#: exponent of :func:`~monai_noisylabel.detection.reference_excess` in the ``"reference"`` weights: a score that
+#: puts twice as many training labels beyond the clean reference counts four times as much.
+REFERENCE_WEIGHT_POWER = 2.0
+
+
+def _named_weights(
+    owner: str, weights: str, arrays: list[np.ndarray], refs: list[np.ndarray | None] | None = None
+) -> np.ndarray:
+    check_choice(owner, "weights", weights, ("equal", "separation", "reference"))
+    if weights == "reference":
+        if refs is None or all(r is None for r in refs):
+            raise param_error(owner, "reference", "reference scores when weights='reference'", None)
+        w = np.array(
+            [0.0 if r is None else reference_excess(a, r) ** REFERENCE_WEIGHT_POWER for a, r in zip(arrays, refs)]
+        )
+        return w if np.any(w > 0) else np.array([0.0 if r is None else 1.0 for r in refs])
     if weights == "equal" or len(arrays) == 1:
         return np.ones(len(arrays))
     w = np.array([separation_weight(a) for a in arrays])
     return w if np.any(w > 0) else np.ones(len(arrays))  # no score splits: fall back to equal weights
 
 
+def _references(owner: str, names: list[str], reference: Any) -> list[np.ndarray | None] | None:
+    """Reference arrays aligned with ``names`` (``None`` for a score without one)."""
+    if reference is None:
+        return None
+    if isinstance(reference, Mapping):
+        refs = [reference.get(k) for k in names]
+    elif isinstance(reference, Sequence) and not isinstance(reference, (str, bytes)) and len(reference) == len(names):
+        refs = list(reference)
+    else:
+        raise param_error(owner, "reference", "None, a mapping by score name or one entry per score", reference)
+    return [None if r is None else as_float_array(owner, "reference", r, ndim=1) for r in refs]
+
+
 def _resolve_combination(
-    scores: Any, weights: Any, include: Sequence[str] | None
+    scores: Any, weights: Any, include: Sequence[str] | None, reference: Any = None
 ) -> tuple[list[str], list[np.ndarray], np.ndarray]:
     """The input checks of :func:`combine_scores`: names, float arrays of one length, and weights."""
     owner = "combine_scores"
@@ -173,14 +202,17 @@ def _resolve_combination(
                 raise param_error(owner, "include", f"a non-empty subset of {sorted(scores)}", include)
         arrays = [as_float_array(owner, f"scores[{k!r}]", scores[k], ndim=1) for k in names]
         if isinstance(weights, str):
-            w = _named_weights(owner, weights, arrays)
+            w = _named_weights(owner, weights, arrays, _references(owner, names, reference))
         elif weights is None:
             w = np.ones(len(names))
         elif isinstance(weights, Mapping):
             w = np.array([float(weights.get(k, 1.0)) for k in names])
         else:
             raise param_error(
-                owner, "weights", "None, 'equal', 'separation' or a mapping from score name to weight", weights
+                owner,
+                "weights",
+                "None, 'equal', 'separation', 'reference' or a mapping from score name to weight",
+                weights,
             )
     else:
         if include is not None:
@@ -192,7 +224,7 @@ def _resolve_combination(
         names = [str(i) for i in range(len(scores))]
         arrays = [as_float_array(owner, f"scores[{i}]", s, ndim=1) for i, s in enumerate(scores)]
         if isinstance(weights, str):
-            w = _named_weights(owner, weights, arrays)
+            w = _named_weights(owner, weights, arrays, _references(owner, names, reference))
         else:
             w = np.ones(len(arrays)) if weights is None else as_float_array(owner, "weights", weights, ndim=1)
         if w.shape[0] != len(arrays):
@@ -207,8 +239,9 @@ def _resolve_combination(
 def combine_scores(
     scores: Mapping[str, Any] | Sequence[Any],
     *,
-    weights: Mapping[str, float] | Sequence[float] | None = None,
+    weights: Mapping[str, float] | Sequence[float] | str | None = None,
     include: Sequence[str] | None = None,
+    reference: Mapping[str, Any] | Sequence[Any] | None = None,
 ) -> np.ndarray:
     """Rank-average several per-sample suspicion scores into one.
 
@@ -223,10 +256,15 @@ def combine_scores(
         weights: non-negative weights, a mapping by name (missing names weigh 1) when ``scores`` is a
             mapping, a sequence otherwise; or ``"equal"``; or ``"separation"``: each score weighs
             :func:`separation_weight` (how cleanly it splits the samples in two), equal weights when none
-            splits. Default: equal weights.
+            splits; or ``"reference"``: each score weighs the square of
+            :func:`~monai_noisylabel.detection.reference_excess` (how many more training samples than expected
+            lie beyond the same score on a trusted clean set, ``reference``), a score without reference 0,
+            equal weights (over the referenced scores) when none exceeds its reference. Default: equal weights.
         include: names to combine when ``scores`` is a mapping. Default: the names of
             :data:`DEFAULT_COMBINED_SCORES` (``loss`` and ``offset``) that are present, or every given
             score when none of them is.
+        reference: the same scores on trusted clean samples (a mapping by name, or one array per score,
+            ``None`` where a score has none); used by ``weights="reference"``.
 
     Returns:
         ``(N,)`` float64 scores in [0, 1]; NaN only where a sample has no score at all.
@@ -240,14 +278,78 @@ def combine_scores(
         >>> combine_scores([[0.1, 0.9, 0.5], [9.0, 0.0, 0.0]], weights=[3, 1]).round(3).tolist()
         [0.25, 0.812, 0.438]
     """
-    _, arrays, w = _resolve_combination(scores, weights, include)
-    ranks = np.stack([_fractional_ranks(a) for a in arrays])  # (S, N)
+    _, arrays, w = _resolve_combination(scores, weights, include, reference)
+    return _weighted_rank_mean([_fractional_ranks(a) for a in arrays], w)
+
+
+def _weighted_rank_mean(rank_list: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    ranks = np.stack(rank_list)  # (S, N)
     valid = ~np.isnan(ranks)
     wsum = (w[:, None] * valid).sum(axis=0)
     total = (w[:, None] * np.where(valid, ranks, 0.0)).sum(axis=0)
     out = np.full(ranks.shape[1], np.nan)
     np.divide(total, wsum, out=out, where=wsum > 0)
     return out
+
+
+def _positions(train: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Where ``values`` fall among the training scores, on the scale of :func:`_fractional_ranks` (NaN stays)."""
+    t = np.sort(train[~np.isnan(train)])
+    if t.size < 2:
+        return np.where(np.isnan(values), np.nan, 0.5)
+    v = np.where(np.isnan(values), 0.0, values)
+    below = np.searchsorted(t, v, side="left")
+    equal = np.searchsorted(t, v, side="right") - below
+    pos = np.clip((below + 0.5 * equal - 0.5) / (t.size - 1.0), 0.0, 1.0)
+    return np.where(np.isnan(values), np.nan, pos)
+
+
+def combine_with_reference(
+    scores: Mapping[str, Any], reference: Mapping[str, Any], *, include: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Combine scores weighted by how far each exceeds its clean reference, and the same combination of the reference.
+
+    The training combination is :func:`combine_scores` with ``weights="reference"``. Each reference sample
+    gets the same weighted mean, of where its scores fall among the training scores (the training scores'
+    fractional ranks, interpolated), so the reference's combined values are the clean distribution of the
+    combined score: feed both to :func:`~monai_noisylabel.detection.reference_flags` or
+    :func:`~monai_noisylabel.detection.conformal_pvalues`.
+
+    Args:
+        scores: name -> ``(N,)`` training scores (higher = more suspicious).
+        reference: name -> ``(M,)`` the same scores on the same ``M`` trusted clean samples (aligned: entry
+            ``j`` of every array is reference sample ``j``); a score without one weighs 0.
+        include: names to combine; default as in :func:`combine_scores`.
+
+    Returns:
+        ``(combined (N,), combined reference (M,), weights by name)``.
+
+    Raises:
+        ValueError: the inputs of :func:`combine_scores`, or reference arrays of different lengths.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> wrong = np.arange(100) < 30
+        >>> separating = rng.normal(0, 1, 100) + 5 * wrong
+        >>> bimodal = np.r_[rng.normal(0, 1, 50), rng.normal(9, 1, 50)]  # two views, nothing to do with `wrong`
+        >>> ref = {"sep": rng.normal(0, 1, 40), "bi": np.r_[rng.normal(0, 1, 20), rng.normal(9, 1, 20)]}
+        >>> combined, ref_combined, w = combine_with_reference({"sep": separating, "bi": bimodal}, ref)
+        >>> w["bi"] < 0.1 * w["sep"], ref_combined.shape
+        (True, (40,))
+    """
+    owner = "combine_with_reference"
+    if not isinstance(scores, Mapping) or not isinstance(reference, Mapping):
+        raise param_error(owner, "scores", "mappings from score name to arrays (scores and reference)", scores)
+    names, arrays, w = _resolve_combination(scores, "reference", include, reference)
+    refs = _references(owner, names, reference) or []
+    lengths = {r.shape[0] for r in refs if r is not None}
+    if len(lengths) > 1:
+        raise param_error(owner, "reference", "arrays of one length (one entry per reference sample)", sorted(lengths))
+    m = lengths.pop() if lengths else 0
+    combined = _weighted_rank_mean([_fractional_ranks(a) for a in arrays], w)
+    ref_pos = [np.full(m, np.nan) if r is None else _positions(a, r) for a, r in zip(arrays, refs)]
+    ref_combined = _weighted_rank_mean(ref_pos, w) if m else np.zeros(0)
+    return combined, ref_combined, {k: float(v) for k, v in zip(names, w)}
 
 
 def detection_metrics(scores: Any, is_corrupted: Any, *, k: int | None = None) -> dict[str, float]:

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monai_noisylabel.detection import combine_scores
+from monai_noisylabel.detection import combine_scores, combine_with_reference, reference_excess, reference_flags
 from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, SCORE_COLUMNS, write_label_scores
 from monai_noisylabel.utils import param_error
 
@@ -29,9 +29,13 @@ Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_
 
 #: attribute of ``engine.state`` holding the combine/flag options set by ``LabelQualityReportHandler``.
 OPTIONS_ATTR = "label_scores_options"
+#: attribute of ``engine.state`` holding the same scores on the trusted clean reference (name -> ``(M,)`` array).
+REFERENCE_ATTR = "label_scores_reference"
 DEFAULT_OPTIONS: dict[str, Any] = {
     "include": None,
-    "weights": "separation",
+    "weights": "auto",
+    "flag_rule": "auto",
+    "flag_level": 0.1,
     "gmm_threshold": 0.5,
     "flag_fraction": None,
 }
@@ -241,14 +245,32 @@ def _as_float(value: Any) -> float | None:
     return None if np.isnan(v) else v
 
 
-def refresh_combined(table: dict[str, dict[str, Any]], options: Mapping[str, Any] | None = None) -> None:
+def publish_reference(engine: Any, scores: Mapping[str, Any]) -> None:
+    """Store the reference set's scores (name -> ``(M,)`` array) on ``engine.state`` (merged by name)."""
+    if scores:
+        current = dict(getattr(engine.state, REFERENCE_ATTR, None) or {})
+        current.update({k: np.asarray(v, dtype=np.float64) for k, v in scores.items()})
+        setattr(engine.state, REFERENCE_ATTR, current)
+
+
+def refresh_combined(
+    table: dict[str, dict[str, Any]],
+    options: Mapping[str, Any] | None = None,
+    reference: Mapping[str, Any] | None = None,
+) -> None:
     """Recompute ``combined`` and ``flagged`` of every row from its scores (in place).
 
     ``combined``: :func:`~monai_noisylabel.detection.combine_scores` over the score columns that hold a
     value for at least one sample (its default picks ``loss`` and ``offset`` when present), restricted to
-    ``options["include"]`` when given. ``flagged``: a NaN/inf value was recorded for the sample, or
-    ``gmm_noisy_prob > options["gmm_threshold"]`` (0.5), or the sample is in the top ``flag_fraction`` of
-    ``combined`` (off by default).
+    ``options["include"]`` when given. With ``weights="auto"`` (default) and ``reference`` scores (the same
+    scores on the trusted clean set) each score weighs how far it exceeds its reference
+    (:func:`~monai_noisylabel.detection.combine_with_reference`); without a reference, how cleanly it splits
+    in two (``"separation"``, the fallback). ``flagged``: a NaN/inf value was recorded for the sample, or the
+    flag rule says so, or the sample is in the top ``flag_fraction`` of ``combined`` (off by default). The
+    flag rule ``"auto"`` is ``"reference"`` when the combination was referenced (the top of ``combined``, as
+    many as the largest :func:`~monai_noisylabel.detection.reference_excess` of its referenced scores: the
+    fraction of training samples the data put beyond the clean reference), else ``"gmm"``
+    (``gmm_noisy_prob > options["gmm_threshold"]``, DivideMix's 0.5).
     """
     opts = {**DEFAULT_OPTIONS, **(options or {})}
     ids = list(table)
@@ -262,10 +284,28 @@ def refresh_combined(table: dict[str, dict[str, Any]], options: Mapping[str, Any
     include = opts["include"]
     if include is not None:
         present = {k: v for k, v in present.items() if k in include}
-    if present:
-        combined = combine_scores(present, weights=opts["weights"], include=None if include is None else list(present))
-    else:
+    ref = {k: v for k, v in (reference or {}).items() if k in present and np.size(v) > 0}
+    if len({np.size(v) for v in ref.values()}) > 1:
+        ref = {}  # not aligned sample by sample: cannot be combined
+    weights = opts["weights"]
+    if weights == "auto":
+        weights = "reference" if ref else "separation"
+    ref_combined = None
+    chosen = None if include is None else list(present)
+    if not present:
         combined = np.full(len(ids), np.nan)
+    elif weights == "reference" and ref:
+        combined, ref_combined, _ = combine_with_reference(present, ref, include=chosen)
+    else:
+        combined = combine_scores(present, weights="separation" if weights == "reference" else weights, include=chosen)
+    rule = opts["flag_rule"]
+    if rule == "auto":
+        rule = "reference" if ref_combined is not None else "gmm"
+    by_rule = np.zeros(len(ids), bool)
+    if rule == "reference" and ref_combined is not None:
+        level = float(opts["flag_level"])
+        fraction = max(reference_excess(present[k], r, level=level) for k, r in ref.items())
+        by_rule = reference_flags(combined, None, fraction=fraction)
     top: set[str] = set()
     if opts["flag_fraction"]:
         scored = ~np.isnan(combined)
@@ -277,7 +317,8 @@ def refresh_combined(table: dict[str, dict[str, Any]], options: Mapping[str, Any
         row = table[i]
         row["combined"] = _as_float(combined[j])
         gmm = row.get("gmm_noisy_prob")
-        row["flagged"] = bool(row.get("nonfinite")) or (gmm is not None and gmm > threshold) or i in top
+        by_gmm = rule == "gmm" and gmm is not None and gmm > threshold
+        row["flagged"] = bool(row.get("nonfinite")) or bool(by_rule[j]) or by_gmm or i in top
 
 
 def publish_scores(
@@ -312,7 +353,7 @@ def publish_scores(
         if paths and i in paths:
             image, label = paths[i]
             row["image"], row["label"] = image or row["image"], label or row["label"]
-    refresh_combined(table, getattr(engine.state, OPTIONS_ATTR, None))
+    refresh_combined(table, getattr(engine.state, OPTIONS_ATTR, None), getattr(engine.state, REFERENCE_ATTR, None))
     return table
 
 

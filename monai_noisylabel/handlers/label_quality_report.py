@@ -39,10 +39,20 @@ class LabelQualityReportHandler:
         output_dir: folder of ``label_scores.csv``.
         include: score columns that ``combined`` rank-averages (:func:`~monai_noisylabel.detection.combine_scores`);
             default: its documented default (``loss`` and ``offset`` when present, else every present score).
-        weights: ``"separation"`` (default: each score weighs how cleanly it splits the samples in two,
-            :func:`~monai_noisylabel.detection.separation_weight`), ``"equal"``, or a mapping from score
-            name to weight.
-        gmm_threshold: a sample with ``gmm_noisy_prob`` above it is flagged (DivideMix: 0.5).
+        weights: ``"auto"`` (default): ``"reference"`` when the score handlers publish the same scores on a
+            trusted clean set (``SampleLossHandler`` with ``reference_loader``: each score weighs how many more
+            training samples than expected lie beyond its reference,
+            :func:`~monai_noisylabel.detection.combine_with_reference`), else ``"separation"`` (the fallback
+            without a clean set: each score weighs how cleanly it splits the samples in two,
+            :func:`~monai_noisylabel.detection.separation_weight`); or ``"reference"``, ``"separation"``,
+            ``"equal"``, or a mapping from score name to weight.
+        flag_rule: ``"auto"`` (default): ``"reference"`` when ``combined`` was weighed against a reference,
+            else ``"gmm"``. ``"reference"``: flag as many of the top ``combined`` samples as the data put
+            beyond the reference's combined scores (:func:`~monai_noisylabel.detection.reference_flags`; about
+            none on clean data); ``"gmm"``: ``gmm_noisy_prob > gmm_threshold``; ``"none"``: only NaN/inf
+            losses and ``flag_fraction``.
+        flag_level: the reference tail of the ``"reference"`` rule, in (0, 1) (default 0.1).
+        gmm_threshold: with the ``"gmm"`` rule, a sample with ``gmm_noisy_prob`` above it is flagged (DivideMix: 0.5).
         flag_fraction: also flag this fraction of samples with the highest ``combined`` (default: off).
         summary_writer: a TensorBoard ``SummaryWriter``, or ``None``.
         epoch_level: write after every epoch too (default True), not only at the end.
@@ -73,7 +83,9 @@ class LabelQualityReportHandler:
         output_dir: str | Path,
         *,
         include: Sequence[str] | None = None,
-        weights: Mapping[str, float] | str | None = "separation",
+        weights: Mapping[str, float] | str | None = "auto",
+        flag_rule: str = "auto",
+        flag_level: float = 0.1,
         gmm_threshold: float = 0.5,
         flag_fraction: float | None = None,
         summary_writer: Any = None,
@@ -87,7 +99,7 @@ class LabelQualityReportHandler:
             if not include or any(n not in SCORE_COLUMNS for n in include):
                 raise param_error(_OWNER, "include", f"None or a non-empty subset of {list(SCORE_COLUMNS)}", include)
         if isinstance(weights, str):
-            check_choice(_OWNER, "weights", weights, ("separation", "equal"))
+            check_choice(_OWNER, "weights", weights, ("auto", "reference", "separation", "equal"))
         elif weights is not None:
             if not isinstance(weights, Mapping) or any(k not in SCORE_COLUMNS for k in weights):
                 raise param_error(
@@ -99,6 +111,8 @@ class LabelQualityReportHandler:
         self.options = {
             "include": include,
             "weights": weights,
+            "flag_rule": check_choice(_OWNER, "flag_rule", flag_rule, ("auto", "reference", "gmm", "none")),
+            "flag_level": check_number(_OWNER, "flag_level", flag_level, 0.0, 1.0, open_min=True, open_max=True),
             "gmm_threshold": check_probability(_OWNER, "gmm_threshold", gmm_threshold),
             "flag_fraction": flag_fraction,
         }
@@ -124,7 +138,7 @@ class LabelQualityReportHandler:
         table = C.label_scores_of(engine)
         if not table:
             return
-        C.refresh_combined(table, self.options)
+        C.refresh_combined(table, self.options, getattr(engine.state, C.REFERENCE_ATTR, None))
         combined = [row["combined"] for row in table.values() if row.get("combined") is not None]
         C.write_outputs(
             engine, self.output_dir, self.summary_writer, {"label_scores/combined": combined}, engine.state.epoch

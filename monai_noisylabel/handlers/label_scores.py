@@ -1,4 +1,4 @@
-"""The ``label_scores.csv`` contract (DESIGN.md section 3): one writer and one reader shared by every handler.
+"""The ``label_scores.csv`` contract: one writer and one reader shared by every handler.
 
 Columns, in this order: ``id,image,label,vog,loss,gmm_noisy_prob,offset,combined,flagged,refurbished_label``.
 A score that is disabled (its handler is not attached) or not available yet (e.g. VoG before its

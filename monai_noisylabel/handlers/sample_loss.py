@@ -2,8 +2,7 @@
 
 A thin ignite adapter over :class:`~monai_noisylabel.detection.SampleLossAccumulator`,
 :func:`~monai_noisylabel.detection.gmm_noisy_probability` and (with a trusted reference loader)
-:func:`~monai_noisylabel.detection.volume_offsets` / :func:`~monai_noisylabel.detection.offset_scores`
-(DESIGN.md section 4).
+:func:`~monai_noisylabel.detection.volume_offsets` / :func:`~monai_noisylabel.detection.offset_scores`.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from monai_noisylabel.detection import (
     gmm_noisy_probability,
     offset_scores,
     per_sample_loss,
+    reference_offset_scores,
     volume_offsets,
 )
 from monai_noisylabel.detection._checks import check_stage_fractions
@@ -61,9 +61,17 @@ class SampleLossHandler:
       ranking where the last epoch alone collapsed because the network memorizes noisy labels);
     - ``gmm_noisy_prob``: P(noisy) of DivideMix's 2-component GMM on those losses (``gmm=True``);
     - ``offset`` (only with ``reference_loader``, a trusted clean set such as the validation set): per epoch,
-      the distance of the sample's signed label-vs-prediction volume offsets from the reference's, averaged
-      over the same window; the only score that sees a systematic bias (see
-      :func:`~monai_noisylabel.detection.offset_scores`). Labels must be class indices (or one-hot).
+      the Mahalanobis distance of the sample's signed label-vs-prediction volume offsets from the reference's
+      (full covariance, Ledoit-Wolf shrinkage), averaged over the same window; the only score that sees a
+      systematic bias (see :func:`~monai_noisylabel.detection.offset_scores`). Labels must be class indices
+      (or one-hot).
+
+    With ``reference_loader`` the same pass also scores the reference samples with the same model: their
+    loss and their leave-one-out offset distance (:func:`~monai_noisylabel.detection.reference_offset_scores`),
+    averaged over the same window. These reference scores are published on
+    ``engine.state.label_scores_reference`` (name -> ``(M,)`` array); ``combined`` and ``flagged`` then weigh
+    and threshold every score against them (:func:`~monai_noisylabel.detection.combine_with_reference`,
+    :func:`~monai_noisylabel.detection.reference_flags`).
 
     A NaN/inf loss is recorded (the window mean becomes ``inf``, GMM 1.0), the sample is flagged, and
     training goes on. Under DDP each rank passes over its own probe samples (``DistributedSampler(shuffle=False)``)
@@ -145,6 +153,8 @@ class SampleLossHandler:
         self._name = name
         self._losses = SampleLossAccumulator(owner=_OWNER)
         self._offsets = SampleLossAccumulator(owner=_OWNER)
+        self._ref_losses = SampleLossAccumulator(owner=_OWNER)
+        self._ref_offsets = SampleLossAccumulator(owner=_OWNER)
         self._paths: dict[str, tuple[str, str]] = {}
 
     def attach(self, engine: Engine) -> None:
@@ -191,7 +201,11 @@ class SampleLossHandler:
                 if not all(i in self._paths for i in batch_ids):
                     images = C.batch_paths(batch, self.image_key, size)
                     C.merge_paths(self._paths, batch_ids, images, C.batch_paths(batch, self.label_key, size))
-            reference = [self._offsets_of(*self._forward(net, b, device)[1:]) for b in self.reference_loader or ()]
+            reference = []
+            for b in self.reference_loader or ():
+                _, ref_logits, ref_y = self._forward(net, b, device)
+                ref_loss = per_sample_loss(self.loss_fn, ref_logits, ref_y).detach().cpu().double().numpy()
+                reference.append((self._offsets_of(ref_logits, ref_y), ref_loss))
         columns = [np.concatenate(losses) if losses else np.zeros(0)]
         if with_offsets:
             columns.append(np.concatenate(offsets) if offsets else np.zeros((0, 1)))
@@ -209,7 +223,11 @@ class SampleLossHandler:
             ref_parts = [r for part in C.gather_objects(reference) for r in part]
             if not ref_parts:
                 raise param_error(_OWNER, "reference_loader", "a loader with at least one batch", "an empty loader")
-            self._offsets.update(all_ids, offset_scores(gathered[1], reference=np.concatenate(ref_parts)), epoch)
+            ref_offsets = np.concatenate([r[0] for r in ref_parts])
+            ref_ids = [str(j) for j in range(ref_offsets.shape[0])]  # position in the (unshuffled) reference
+            self._offsets.update(all_ids, offset_scores(gathered[1], reference=ref_offsets), epoch)
+            self._ref_offsets.update(ref_ids, reference_offset_scores(ref_offsets), epoch)
+            self._ref_losses.update(ref_ids, np.concatenate([r[1] for r in ref_parts]), epoch)
         self._publish(engine)
 
     # ---------------------------------------------------------------------------------------- results
@@ -232,6 +250,15 @@ class SampleLossHandler:
             columns["offset"] = np.array([offset.get(i, np.nan) for i in ids])
         return ids, columns
 
+    def reference_scores(self) -> dict[str, np.ndarray]:
+        """The reference set's ``loss`` and ``offset`` (window means, in reference order); empty without one."""
+        if not self._ref_losses.ids:
+            return {}
+        return {
+            "loss": self._ref_losses.scores(window=self.window),
+            "offset": self._ref_offsets.scores(window=self.window),
+        }
+
     def nonfinite_ids(self) -> list[str]:
         """Ids of samples that had a NaN/inf loss in at least one recorded epoch."""
         counts = self._losses.nonfinite_counts()
@@ -242,6 +269,7 @@ class SampleLossHandler:
         if not ids:
             return
         nonfinite = set(self.nonfinite_ids())
+        C.publish_reference(engine, self.reference_scores())
         C.publish_scores(engine, ids, columns, source="loss", nonfinite=nonfinite, paths=self._paths)
         hist = {f"label_scores/{name}": values for name, values in columns.items()}
         C.write_outputs(engine, self.output_dir, self.summary_writer, hist, engine.state.epoch)
@@ -253,6 +281,8 @@ class SampleLossHandler:
         return {
             "loss": self._losses.state_dict(),
             "offset": self._offsets.state_dict(),
+            "reference_loss": self._ref_losses.state_dict(),
+            "reference_offset": self._ref_offsets.state_dict(),
             "paths": C.paths_state(self._paths),
         }
 
@@ -264,4 +294,10 @@ class SampleLossHandler:
             raise param_error(_OWNER, "state", "a dict from state_dict()", type(state).__name__) from None
         self._losses.load_state_dict(loss)
         self._offsets.load_state_dict(offset)
+        # checkpoints written before the reference scores existed resume without them
+        for key, acc in (("reference_loss", self._ref_losses), ("reference_offset", self._ref_offsets)):
+            if key in state:
+                acc.load_state_dict(state[key])
+            else:
+                acc.reset()
         self._paths = C.load_paths(_OWNER, paths)

@@ -2,7 +2,7 @@
 
 A thin ignite adapter over :class:`~monai_noisylabel.detection.VoGAccumulator` and
 :func:`~monai_noisylabel.detection.input_gradients` (Agarwal et al., CVPR 2022,
-https://arxiv.org/abs/2008.11600; DESIGN.md section 4).
+https://arxiv.org/abs/2008.11600).
 
 Which gradient target, measured end to end with these handlers (``tests/handlers/test_end_to_end.py``
 setting: 64 synthetic echo images of 64x64, the LV cavity of 25 % of the labels dilated by 6 px, a MONAI
@@ -93,7 +93,7 @@ class VarianceOfGradientsHandler:
 
     Two ways to get the gradient maps ``S_t`` (the input gradient of the target, averaged over channels):
 
-    - ``mode="checkpoint"`` (the VoG paper's definition, DESIGN.md section 4): after each scheduled epoch,
+    - ``mode="checkpoint"`` (the VoG paper's definition): after each scheduled epoch,
       one pass over ``probe_loader`` (the training images and their given labels, WITHOUT augmentation;
       not shuffled) with ``engine.network`` in eval mode and
       :func:`~monai_noisylabel.detection.input_gradients`. It costs a forward and an input-only backward

@@ -92,3 +92,32 @@ def test_list_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="'pattern'"):
         list_images(tmp_path / "empty")
+
+
+def test_finish_training_reports_flag_precision_and_recall(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from monai_noisylabel.bundle import finish_training
+    from monai_noisylabel.data import save_nifti
+    from monai_noisylabel.handlers import write_label_scores
+
+    rows = []
+    for i in range(6):
+        image = save_nifti(np.full((8, 8), i, np.float32), tmp_path / f"im{i}.nii.gz")
+        label = save_nifti(np.zeros((8, 8), np.uint8), tmp_path / f"lb{i}.nii.gz")
+        rows.append({"id": f"s{i}", "image": str(image), "label": str(label), "loss": float(i), "combined": i / 5})
+    for r in rows:
+        r["flagged"] = r["combined"] >= 0.8
+    write_label_scores(tmp_path / "label_scores.csv", rows)
+    manifest = tmp_path / "manifest.json"
+    corrupted = {"s3", "s4", "s5"}
+    manifest.write_text(json.dumps({"samples": [{"id": r["id"], "corrupted": r["id"] in corrupted} for r in rows]}))
+    summary = finish_training(tmp_path, manifest=manifest, top_k=2)
+    # flagged s4, s5: both corrupted (precision 1), two of the three corrupted (recall 2/3)
+    assert summary["num_flagged"] == 2 and summary["num_corrupted"] == 3
+    assert summary["flag_precision"] == 1.0 and summary["flag_recall"] == round(2 / 3, 4)
+    assert "precision 1.000, recall 0.667" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "detection_metrics.json").read_text())
+    assert saved["flag_recall"] == summary["flag_recall"]

@@ -40,14 +40,17 @@ def test_volume_offsets_errors():
 def test_offset_scores_hand_values(global_rng_guard):
     ref = np.array([[0.0, -0.1], [0.2, 0.1]])  # mean (0.1, 0), std ddof=1 (0.1414, 0.1414)
     x = np.array([[0.1, 0.0], [0.1, 0.1414213562], [0.3, -0.1414213562]])
-    np.testing.assert_allclose(offset_scores(x, reference=ref), [0.0, 1.0, np.sqrt(2.0 + 1.0)], rtol=1e-6)
+    d = offset_scores(x, reference=ref, covariance="diagonal")
+    np.testing.assert_allclose(d, [0.0, 1.0, np.sqrt(2.0 + 1.0)], rtol=1e-6)
     # without reference: median and 1.4826 * MAD of the samples themselves
     y = np.array([0.0, 0.1, 0.2, 0.3, 1.0])
     mad = 1.4826 * 0.1
-    np.testing.assert_allclose(offset_scores(y), np.abs(y - 0.2) / mad)
+    np.testing.assert_allclose(offset_scores(y, covariance="diagonal"), np.abs(y - 0.2) / mad)
     # a constant reference feature is floored at min_scale
-    np.testing.assert_allclose(offset_scores([[0.05]], reference=[[0.0], [0.0]]), [5.0])
+    np.testing.assert_allclose(offset_scores([[0.05]], reference=[[0.0], [0.0]], covariance="diagonal"), [5.0])
     np.testing.assert_allclose(offset_scores([[0.05]], reference=[[0.0]], min_scale=0.1), [0.5])
+    # full covariance: the floor is added to the variance (sqrt(0.05^2 / 0.01^2) = 5 for a zero-variance reference)
+    np.testing.assert_allclose(offset_scores([[0.05]], reference=[[0.0], [0.0]]), [5.0])
 
 
 def test_systematic_bias_needs_a_trusted_reference():

