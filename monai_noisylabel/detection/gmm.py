@@ -1,7 +1,7 @@
 """Two-component Gaussian mixture split of per-sample losses into clean and noisy (DivideMix).
 
 Li, Socher and Hoi, "DivideMix: Learning with Noisy Labels as Semi-supervised Learning", ICLR 2020,
-https://arxiv.org/abs/2002.07394; used for segmentation by the self-cleansing LFM paper. The fit is
+https://arxiv.org/abs/2002.07394; used for segmentation by the deep self-cleansing paper, https://arxiv.org/abs/2409.05024. The fit is
 scikit-learn's ``GaussianMixture`` with DivideMix's settings on min-max normalized losses.
 """
 

@@ -3,7 +3,7 @@
 A wrong label is hard to fit, so its loss stays high while the network learns the clean majority;
 later the network memorizes it and the loss drops (at 50 % noise the last-epoch loss can rank the
 wrong way). Averaging the loss over a window of epochs, measured in eval mode without augmentation,
-keeps the early signal (DivideMix, arXiv 2002.07394; self-cleansing, arXiv 2205.13890).
+keeps the early signal (DivideMix, arXiv 2002.07394; deep self-cleansing, arXiv 2409.05024).
 
 Missing and non-finite losses: in a loss table NaN means "not measured" (a sample absent from an
 epoch) and ``+inf`` means "a non-finite loss was measured" (a diverging sample is suspicious).

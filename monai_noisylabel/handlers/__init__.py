@@ -5,7 +5,7 @@
 - :class:`LabelRefurbishHandler`: swaps flagged labels for pseudo-labels (a label store the training pipeline
   reads), writes them to ``refurbished/``; :class:`PseudoLabelWeightedLoss` ramps their loss weight up.
 - :class:`LabelQualityReportHandler`: how ``combined``/``flagged`` are computed; writes ``label_scores.csv``.
-- :func:`write_label_scores`, :func:`read_label_scores`: the ``label_scores.csv`` contract (DESIGN.md section 3).
+- :func:`write_label_scores`, :func:`read_label_scores`: the ``label_scores.csv`` contract (docs/architecture.md).
 
 All of them keep their results on ``engine.state.label_scores`` (id -> row), save and restore their state
 through ``CheckpointSaver``/``CheckpointLoader``, gather across DDP ranks and write files on rank 0 only.
