@@ -151,13 +151,13 @@ class ResumeFromLatestCheckpoint:
         return max(found)[1] if found else None
 
     def attach(self, engine: Engine) -> None:
-        from monai.handlers import CheckpointLoader
+        from monai_noisylabel.bundle.checks import CheckedCheckpointLoader
 
         self.path = self.latest() if self.enabled else None
         if self.path is not None:
             logger.info(f"resuming from {self.path}")
             # torch.load takes a device string; MONAI's hint says dict
-            CheckpointLoader(str(self.path), self.load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
+            CheckedCheckpointLoader(str(self.path), self.load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
 
 
 class TrainingProgress:
