@@ -165,8 +165,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError) and e.filename is None:  # a full disk: f.write's error names no file
-            raise OSError(e.errno, f"{e.strerror or e}; {str(path)!r} was not written (the old file, if any, is kept)",
-                          str(path)) from e  # fmt: skip
+            raise OSError(e.errno, f"{e.strerror or e} (not written; the old file, if any, is kept)", str(path)) from e
         raise
     return path
 

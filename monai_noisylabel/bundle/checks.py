@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from monai.handlers import CheckpointLoader
 
 from monai_noisylabel.data.io import read_voxels
@@ -168,8 +169,44 @@ def check_segmentation_files(
             )
 
 
+def _summary(e: BaseException) -> str:
+    """``Type: message`` on one line, at most ~300 characters (``load_state_dict`` lists every key)."""
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    text = text if len(text) <= 300 else text[:300] + " ..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def load_network_weights(
+    network: torch.nn.Module, path: str | os.PathLike, *, owner: str, map_location: Any = "cpu"
+) -> torch.nn.Module:
+    """Load the state dict in ``path`` into ``network`` (``torch.load(weights_only=True)``: no code runs).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a ``torch.save`` file of tensors or was written for another network; the
+            message names ``owner``, the file and the reason.
+
+    Example:
+        >>> import tempfile, torch
+        >>> p = tempfile.mkdtemp() + "/model.pt"
+        >>> torch.save(torch.nn.Linear(2, 2).state_dict(), p)
+        >>> isinstance(load_network_weights(torch.nn.Linear(2, 2), p, owner="demo"), torch.nn.Linear)
+        True
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{owner}: the checkpoint file {str(path)!r} does not exist; train first.")
+    try:
+        network.load_state_dict(torch.load(str(path), map_location=map_location, weights_only=True))
+    except Exception as e:  # UnpicklingError, EOFError, IndexError on garbage; RuntimeError on another network
+        raise ValueError(
+            f"{owner}: the checkpoint file {str(path)!r} could not be loaded into {type(network).__name__}: "
+            f"{_summary(e)}. Was it written by this bundle with the same network settings?"
+        ) from e
+    return network
+
+
 class CheckedCheckpointLoader(CheckpointLoader):
-    """MONAI's ``CheckpointLoader`` that checks the file exists when built and names it when loading fails.
+    """MONAI's ``CheckpointLoader`` that names the checkpoint file when it is missing or cannot be loaded.
 
     A missing file, a file that is not a ``torch.save`` checkpoint (read with ``weights_only=True``, as MONAI
     does: no code from the file runs) or a checkpoint of another network then stops the run with a
@@ -185,18 +222,18 @@ class CheckedCheckpointLoader(CheckpointLoader):
     """
 
     def __init__(self, load_path: str, load_dict: dict, **kwargs: Any) -> None:
-        if not Path(str(load_path)).is_file():
-            raise FileNotFoundError(f"CheckpointLoader: the checkpoint file {str(load_path)!r} does not exist.")
         super().__init__(str(load_path), load_dict, **kwargs)
 
     def __call__(self, engine: Any) -> None:
+        if not Path(self.load_path).is_file():  # checked when the engine starts: MONAI's check_properties builds
+            raise FileNotFoundError(  # the handlers of a bundle that has not been trained yet
+                f"CheckpointLoader: the checkpoint file {self.load_path!r} does not exist; train first."
+            )
         try:
             super().__call__(engine)
         except Exception as e:  # UnpicklingError, EOFError, RuntimeError (size mismatch), KeyError (missing key)
-            text = " ".join(line.strip() for line in str(e).splitlines() if line.strip()) or type(e).__name__
-            first = text if len(text) <= 300 else text[:300] + " ..."
             raise ValueError(
                 f"CheckpointLoader: the checkpoint file {self.load_path!r} could not be loaded into "
-                f"{sorted(self.load_dict)}: {type(e).__name__}: {first}. Was it written by this bundle with the same "
-                "network settings?"
+                f"{sorted(self.load_dict)}: {_summary(e)}. Was it written by this bundle with the same network "
+                "settings?"
             ) from e
