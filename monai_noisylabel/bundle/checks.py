@@ -1,9 +1,12 @@
 """Checks the bundles run on user data and folders before training starts, with messages that name the file.
 
-- :func:`check_output_dir`: the output folder is writable and lies outside the dataset folder.
-- :func:`check_segmentation_files`: each image is finite and each label an integer map of the image's shape
-  with values in ``[0, num_classes)`` (voxels read, so truncated and non-image files are found here).
-- :class:`CheckedCheckpointLoader`: MONAI's ``CheckpointLoader`` whose failures name the checkpoint file.
+- :func:`prepare_output_dir` / :func:`check_output_dir`: the output folder is writable and lies outside the
+  dataset folder (the training configs' ``initialize`` step).
+- :func:`check_finite_image`, :func:`check_segmentation_files`: each image is finite and each label an integer
+  map of the image's shape with values in ``[0, num_classes)`` (voxels read, so truncated and non-image files are
+  found here).
+- :class:`CheckedCheckpointLoader`, :func:`load_network_weights`: checkpoint loads (``weights_only=True``) whose
+  failures name the checkpoint file.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def check_output_dir(owner: str, output_dir: str | os.PathLike, dataset_dir: str
         >>> d = tempfile.mkdtemp()
         >>> check_output_dir("prepare_echo_data", d + "/out", d + "/data").name
         'out'
-        >>> check_output_dir("prepare_echo_data", d + "/data/out", d + "/data")
+        >>> check_output_dir("prepare_echo_data", d + "/data/out", d + "/data")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         monai_noisylabel.utils.ParameterError: The 'output_dir' parameter of prepare_echo_data must be ...
@@ -73,7 +76,7 @@ def check_finite_image(where: str, key: str, path: str | os.PathLike) -> np.ndar
         >>> import tempfile, numpy as np
         >>> from monai_noisylabel.data import save_nifti
         >>> p = save_nifti(np.full((2, 2), np.nan, np.float32), tempfile.mkdtemp() + "/i.nii.gz")
-        >>> check_finite_image("case 'a'", "image", p)
+        >>> check_finite_image("case 'a'", "image", p)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: case 'a': the 'image' file ... has 4 NaN or infinite values.
@@ -138,7 +141,7 @@ def check_segmentation_files(
         >>> d = tempfile.mkdtemp()
         >>> e = {"id": "a", "image": str(save_nifti(np.ones((4, 4), np.float32), d + "/i.nii.gz")),
         ...      "label": str(save_nifti(np.full((4, 4), 5, np.uint8), d + "/l.nii.gz"))}
-        >>> check_segmentation_files("prepare_echo_data", [e], 4)
+        >>> check_segmentation_files("prepare_echo_data", [e], 4)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: prepare_echo_data: datalist: entry 0 (id 'a'): the 'label' file ... holds class values [5] ...
