@@ -119,7 +119,7 @@ def _prepare(
     if not isinstance(raw.get("training"), list) or not raw["training"]:
         raise DatalistError(f"{_OWNER}: the datalist {str(path)!r} has no non-empty 'training' section.")
     if source == "datalist" and num_classes is not None:  # user data: read every voxel once, before any training
-        for section in SECTIONS:
+        for section in ("training", "validation"):  # what training reads; test images are read by evaluation
             if raw.get(section):
                 entries = load_datalist(path, section)
                 check_segmentation_files(_OWNER, entries, num_classes, source=f"{str(path)!r} {section}")
@@ -177,9 +177,9 @@ def prepare_echo_data(
     :func:`~monai_noisylabel.transforms.corrupt_datalist` (originals untouched; validation/test stay clean),
     and the corrupted ids are returned so detection can be scored against them. ``output_dir`` must be writable
     and outside the dataset folder (``dataset_dir``, or the ``datalist``'s folder). With ``num_classes``, a user
-    datalist's files are read in full first: finite images, integer labels in ``[0, num_classes)`` of the image's
-    shape (:func:`~monai_noisylabel.bundle.checks.check_segmentation_files`). Under DDP rank 0 prepares
-    first and the other ranks then read what it wrote.
+    datalist's training and validation files are read in full first: finite images, integer labels in
+    ``[0, num_classes)`` of the image's shape (:func:`~monai_noisylabel.bundle.checks.check_segmentation_files`).
+    Under DDP rank 0 prepares first and the other ranks then read what it wrote.
 
     Returns:
         ``{"training", "validation", "test"}`` (lists of ``{"id", "image", "label"}`` with absolute paths),
