@@ -258,6 +258,7 @@ def lus_label_transforms(
     """
     owner = "lus_label_transforms"
     check_choice(owner, "label_mode", label_mode, LABEL_MODES)
+    check_choice(owner, "confidence_scale", confidence_scale, tuple(CONFIDENCE_SCALES))  # the config key's name
     threshold = check_number(owner, "threshold", threshold, 0.0, 1.0)
     if not 0 < threshold < 1:
         raise param_error(owner, "threshold", "a number in (0, 1)", threshold)
