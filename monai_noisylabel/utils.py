@@ -161,9 +161,11 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a full disk: f.write's error names no file
+            raise OSError(e.errno, f"{e.strerror or e} (not written; the old file, if any, is kept)", str(path)) from e
         raise
     return path
 

@@ -7,10 +7,18 @@
   transforms, resume from the latest checkpoint, progress lines with time left, and the end-of-training report.
 - :mod:`monai_noisylabel.bundle.knee` / :mod:`monai_noisylabel.bundle.knee_eval`: the knee BML bundle's data,
   soft-label target, class-balanced loss, and voxel + lesion-level evaluation.
+- :mod:`monai_noisylabel.bundle.checks`: output-folder, image/label content and checkpoint checks that stop a run
+  before training with a message naming the file.
 """
 
 from __future__ import annotations
 
+from monai_noisylabel.bundle.checks import (
+    CheckedCheckpointLoader,
+    check_output_dir,
+    check_segmentation_files,
+    prepare_output_dir,
+)
 from monai_noisylabel.bundle.data import SECTIONS, list_images, noise_manifest, prepare_echo_data
 from monai_noisylabel.bundle.knee import KneeLesionLoss, KneeTargetd, prepare_knee_data
 from monai_noisylabel.bundle.knee_eval import evaluate_knee, lesion_scores, rater_scores
@@ -55,4 +63,8 @@ __all__ = [
     "lus_loss",
     "evaluate_lus",
     "predict_lus_masks",
+    "CheckedCheckpointLoader",
+    "check_output_dir",
+    "check_segmentation_files",
+    "prepare_output_dir",
 ]

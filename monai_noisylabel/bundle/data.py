@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -11,9 +10,10 @@ from typing import Any
 
 import torch.distributed as dist
 
+from monai_noisylabel.bundle.checks import check_output_dir, check_segmentation_files
 from monai_noisylabel.data import camus_datalist, generate_echo_dataset, load_datalist, write_datalist
 from monai_noisylabel.data.camus import detect_camus_release
-from monai_noisylabel.data.datalist import DatalistError
+from monai_noisylabel.data.datalist import DatalistError, read_datalist_json
 from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist, corrupted_ids
 from monai_noisylabel.utils import check_choice, check_int, check_probability, param_error
 
@@ -111,11 +111,18 @@ def _prepare(
     image_size: Any,
     seed: int,
     camus_fold: int,
+    num_classes: int | None,
 ) -> dict[str, Any]:
+    check_output_dir(_OWNER, output_dir, Path(datalist).parent if datalist is not None else dataset_dir)
     source, path = _resolve_source(dataset_dir, datalist, output_dir, num_synthetic, image_size, seed, camus_fold)
-    raw = json.loads(path.read_text())
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("training"), list) or not raw["training"]:
+    raw = read_datalist_json(path, _OWNER)
+    if not isinstance(raw.get("training"), list) or not raw["training"]:
         raise DatalistError(f"{_OWNER}: the datalist {str(path)!r} has no non-empty 'training' section.")
+    if source == "datalist" and num_classes is not None:  # user data: read every voxel once, before any training
+        for section in ("training", "validation"):  # what training reads; test images are read by evaluation
+            if raw.get(section):
+                entries = load_datalist(path, section)
+                check_segmentation_files(_OWNER, entries, num_classes, source=f"{str(path)!r} {section}")
     manifest_path = None
     corrupted: list[str] | None = None
     if noise_kind is not None and noise_rate > 0:
@@ -150,6 +157,7 @@ def prepare_echo_data(
     image_size: Sequence[int] = (256, 256),
     seed: int = 0,
     camus_fold: int = 1,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
     """The echo bundle's data, checked before training starts.
 
@@ -167,8 +175,11 @@ def prepare_echo_data(
     no noise) and ``noise_rate > 0``,
     exactly ``round(rate * N)`` training labels are corrupted into ``<output_dir>/noisy_labels/`` by
     :func:`~monai_noisylabel.transforms.corrupt_datalist` (originals untouched; validation/test stay clean),
-    and the corrupted ids are returned so detection can be scored against them. Under DDP rank 0 prepares
-    first and the other ranks then read what it wrote.
+    and the corrupted ids are returned so detection can be scored against them. ``output_dir`` must be writable
+    and outside the dataset folder (``dataset_dir``, or the ``datalist``'s folder). With ``num_classes``, a user
+    datalist's training and validation files are read in full first: finite images, integer labels in
+    ``[0, num_classes)`` of the image's shape (:func:`~monai_noisylabel.bundle.checks.check_segmentation_files`).
+    Under DDP rank 0 prepares first and the other ranks then read what it wrote.
 
     Returns:
         ``{"training", "validation", "test"}`` (lists of ``{"id", "image", "label"}`` with absolute paths),
@@ -177,7 +188,8 @@ def prepare_echo_data(
 
     Raises:
         ValueError: unknown ``noise_kind``, a ``noise_rate`` outside [0, 1], a non-empty ``dataset_dir`` that is
-            neither a dataset nor CAMUS, a datalist without training or validation samples.
+            neither a dataset nor CAMUS, a datalist without training or validation samples, an ``output_dir``
+            inside the dataset folder or not writable, an unreadable file, NaN images, labels outside the classes.
         FileNotFoundError: a missing datalist, listed file or CAMUS split file (the message names it).
 
     Example:
@@ -191,6 +203,8 @@ def prepare_echo_data(
     noise_rate = check_probability(_OWNER, "noise_rate", noise_rate)
     num_synthetic = check_int(_OWNER, "num_synthetic", num_synthetic, 4)
     camus_fold = check_int(_OWNER, "camus_fold", camus_fold, 1, 10)
+    if num_classes is not None:
+        num_classes = check_int(_OWNER, "num_classes", num_classes, 2)
     if len(tuple(image_size)) != 2:
         raise param_error(_OWNER, "image_size", "two ints (H, W)", tuple(image_size))
     args = (
@@ -205,6 +219,7 @@ def prepare_echo_data(
         image_size,
         int(seed),
         camus_fold,
+        num_classes,
     )
     distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
     if not distributed:

@@ -17,7 +17,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -25,8 +24,10 @@ from monai.losses import DiceLoss
 from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type
 
+from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
 from monai_noisylabel.data import generate_knee_dataset
 from monai_noisylabel.data.datalist import DatalistError, check_datalist, read_datalist_json, resolve_paths
+from monai_noisylabel.data.io import read_voxels
 from monai_noisylabel.losses import NormalizedActivePassiveLoss
 from monai_noisylabel.transforms import AnatomicalPrior, MultiRaterSoftLabel
 from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
@@ -41,12 +42,15 @@ _SECTIONS = ("training", "validation", "test")
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """The voxel array of an image file, read-only (nibabel's lazy ``dataobj``)."""
-    return np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]
+    """The voxel array of an image file; a damaged file raises a ``ValueError`` that names it."""
+    return read_voxels(path)
 
 
 def _check_binary(section: str, i: int, entry: Mapping[str, Any], key: str, path: str) -> None:
-    values = np.unique(read_mask(path))
+    try:
+        values = np.unique(read_mask(path))
+    except ValueError as e:
+        raise DatalistError(f"{_OWNER}: {section} entry {i} (id {entry['id']!r}): {e}") from e
     if not np.isin(values, (0, 1)).all():
         shown = values[~np.isin(values, (0, 1))][:5].tolist()
         raise DatalistError(
@@ -74,6 +78,7 @@ def _case(section: str, i: int, item: Any, base: Path, check_values: bool) -> di
     keys = [k for k in KNEE_KEYS if entry.get(k) is not None]
     check_datalist([entry], keys, source=f"{_OWNER}: {section}")
     if check_values:
+        check_finite_image(f"{_OWNER}: {section} entry {i} (id {entry['id']!r})", "image", entry["image"])
         for key in ("raters", "bone"):
             for path in entry[key] if key == "raters" else [entry[key]] if entry.get(key) else []:
                 _check_binary(section, i, entry, key, path)
@@ -81,8 +86,16 @@ def _case(section: str, i: int, item: Any, base: Path, check_values: bool) -> di
 
 
 def _prepare(
-    dataset_dir: Path, datalist: Any, num_synthetic: int, size: tuple[int, ...], num_raters: int, seed: int
+    dataset_dir: Path,
+    datalist: Any,
+    num_synthetic: int,
+    size: tuple[int, ...],
+    num_raters: int,
+    seed: int,
+    output_dir: Path | None,
 ) -> dict[str, Any]:
+    if output_dir is not None:
+        check_output_dir(_OWNER, output_dir, Path(datalist).parent if datalist is not None else dataset_dir)
     if datalist is not None:
         path = Path(datalist)
         if not path.is_file():
@@ -118,6 +131,7 @@ def prepare_knee_data(
     image_size: Sequence[int] = (64, 64, 64),
     num_raters: int = 3,
     seed: int = 0,
+    output_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The knee bundle's data, every case checked before training starts.
 
@@ -126,7 +140,8 @@ def prepare_knee_data(
     or absolute; an entry with ``label`` instead of ``raters`` counts as one rater), else
     ``<dataset_dir>/datalist.json``, else ``num_synthetic`` synthetic knees of ``image_size`` with ``num_raters``
     raters generated into an empty ``dataset_dir`` (:func:`~monai_noisylabel.data.generate_knee_dataset`).
-    Input files are only read. Under DDP rank 0 prepares first.
+    Input files are only read (user images in full: NaN/inf and damaged files are refused). ``output_dir``, when
+    given, must be writable and outside the dataset folder. Under DDP rank 0 prepares first.
 
     Returns:
         ``{"training", "validation", "test"}`` (entries with absolute paths and only the keys above),
@@ -148,7 +163,8 @@ def prepare_knee_data(
     size = tuple(int(s) for s in image_size)
     if len(size) != 3 or min(size) < 8:
         raise param_error(_OWNER, "image_size", "three ints >= 8 (D, H, W)", list(image_size))
-    args = (Path(dataset_dir), datalist, num_synthetic, size, num_raters, int(seed))
+    out = Path(output_dir) if output_dir is not None else None
+    args = (Path(dataset_dir), datalist, num_synthetic, size, num_raters, int(seed), out)
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return _prepare(*args)
     result = _prepare(*args) if dist.get_rank() == 0 else None

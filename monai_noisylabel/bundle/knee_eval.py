@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from monai_noisylabel.bundle.checks import load_network_weights
 from monai_noisylabel.bundle.knee import read_mask
 from monai_noisylabel.utils import atomic_write_text, check_int, check_number
 
@@ -129,8 +130,7 @@ def evaluate_knee(
     threshold = check_number("evaluate_knee", "threshold", threshold, 0.0, 1.0, open_min=True, open_max=True)
     out = Path(output_dir)
     if checkpoint is not None:
-        state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
-        network.load_state_dict(state)
+        load_network_weights(network, checkpoint, owner="evaluate_knee")
     network.to(device).eval()
     rows = []
     for entry in data:

@@ -23,8 +23,10 @@ import torch.distributed as dist
 from monai.losses import DiceCELoss
 from monai.transforms import CopyItemsd, DeleteItemsd, EnsureTyped, MapTransform
 
+from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
 from monai_noisylabel.bundle.data import SECTIONS
 from monai_noisylabel.data.datalist import DatalistError, load_datalist, read_datalist_json
+from monai_noisylabel.data.io import read_voxels
 from monai_noisylabel.data.synthetic import LUS_CLASSES, generate_lus_dataset
 from monai_noisylabel.downstream.clinical import CLINICAL_FIELDS
 from monai_noisylabel.losses.dice_ce import SampleDiceCELoss
@@ -47,9 +49,12 @@ _PIPELINE_KEYS = ("id", "image", "confidence")
 def _check_confidence(entry: dict[str, Any], scale: str, channel_dim: int, image_shape: tuple[int, ...]) -> None:
     """Shape, channels, NaN and range of one confidence map; the message names the case, the field and the file."""
     name, path = entry["id"], entry["confidence"]
-    arr = np.asarray(nib.load(path).dataobj, dtype=np.float32)  # type: ignore[attr-defined]
     num = len(LUS_CLASSES)
     where = f"case {name!r}, field 'confidence' ({path})"
+    try:
+        arr = np.asarray(read_voxels(path), dtype=np.float32)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from e
     if arr.ndim != 3:
         raise ValueError(f"{where}: expected a 3D (C, H, W) or (H, W, C) map with C={num}. Got shape {arr.shape}.")
     arr = np.moveaxis(arr, channel_dim, 0)
@@ -71,7 +76,7 @@ def _check_confidence(entry: dict[str, Any], scale: str, channel_dim: int, image
 
 
 def _check_entry(entry: dict[str, Any], scale: str, channel_dim: int) -> None:
-    image_shape = tuple(int(s) for s in nib.load(entry["image"]).shape)  # type: ignore[attr-defined]
+    image_shape = tuple(check_finite_image(f"case {entry['id']!r}", "image", entry["image"]).shape)
     if len(image_shape) == 3 and image_shape[-1] == 1:
         image_shape = image_shape[:2]
     if len(image_shape) != 2:
@@ -136,7 +141,10 @@ def _prepare(
     split: Sequence[float],
     scale: str,
     channel_dim: int,
+    output_dir: Path | None,
 ) -> dict[str, Any]:
+    if output_dir is not None:
+        check_output_dir(_OWNER, output_dir, Path(datalist).parent if datalist is not None else dataset_dir)
     source, path = _resolve(dataset_dir, datalist, num_synthetic, image_size, seed, split)
     raw = read_datalist_json(path, _OWNER)
     out: dict[str, Any] = {"source": source, "datalist": str(path), "entries": {}}
@@ -173,6 +181,7 @@ def prepare_lus_data(
     test_frac: float = 0.4,
     confidence_scale: str = "0-1",
     confidence_channel_dim: int = -1,
+    output_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The LUS bundle's data, every file and field checked before training starts.
 
@@ -183,7 +192,8 @@ def prepare_lus_data(
     Entries: ``{"id", "image", "confidence", "truth" (optional, evaluation only), "patient", "timepoint",
     "sf_ratio", "sf_change", "readmission_30d"}`` (the clinical fields are optional). ``confidence`` holds one
     channel per class (pleural line, A-line, B-line, consolidation) on axis ``confidence_channel_dim`` (0 or -1)
-    with values on ``confidence_scale`` (``"0-1"``, ``"0-10"``, ``"0-100"``). Input files are only read.
+    with values on ``confidence_scale`` (``"0-1"``, ``"0-10"``, ``"0-100"``). Input files are only read; images must
+    be finite. ``output_dir``, when given, must be writable and outside the dataset folder.
 
     Returns:
         ``{"training", "validation", "test"}`` (``{"id", "image", "confidence"}`` for the pipelines),
@@ -211,7 +221,8 @@ def prepare_lus_data(
     )
     if len(tuple(image_size)) != 2:
         raise param_error(_OWNER, "image_size", "two ints (H, W)", tuple(image_size))
-    args = (Path(dataset_dir), datalist, num_synthetic, tuple(image_size), int(seed), split, scale, channel_dim)
+    out = Path(output_dir) if output_dir is not None else None
+    args = (Path(dataset_dir), datalist, num_synthetic, tuple(image_size), int(seed), split, scale, channel_dim, out)
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return _prepare(*args)
     result = _prepare(*args) if dist.get_rank() == 0 else None
@@ -247,6 +258,7 @@ def lus_label_transforms(
     """
     owner = "lus_label_transforms"
     check_choice(owner, "label_mode", label_mode, LABEL_MODES)
+    check_choice(owner, "confidence_scale", confidence_scale, tuple(CONFIDENCE_SCALES))  # the config key's name
     threshold = check_number(owner, "threshold", threshold, 0.0, 1.0)
     if not 0 < threshold < 1:
         raise param_error(owner, "threshold", "a number in (0, 1)", threshold)

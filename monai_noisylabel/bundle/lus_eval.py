@@ -23,6 +23,7 @@ from monai.metrics import compute_dice, compute_iou
 from monai.networks.utils import one_hot
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Resized
 
+from monai_noisylabel.bundle.checks import load_network_weights
 from monai_noisylabel.data.synthetic import LUS_CLASSES
 from monai_noisylabel.downstream import DOWNSTREAM_TASKS, lus_mask_features, run_downstream
 from monai_noisylabel.utils import atomic_write_text, check_int
@@ -121,11 +122,7 @@ def evaluate_lus(
         ``predicted``, ``expert_labels`` and, with truth, ``true_masks``)}``.
     """
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise FileNotFoundError(
-                f"evaluate_lus: the 'checkpoint' file {str(checkpoint)!r} does not exist; train first."
-            )
-        network.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+        load_network_weights(network, checkpoint, owner="evaluate_lus", map_location=device)
     entries = list(data["entries"].get(section) or [])
     if not entries:
         section, entries = "validation", list(data["entries"]["validation"])

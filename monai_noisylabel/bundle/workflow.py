@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,15 @@ def channel_output_transform(channel: int, keys: Sequence[str] = ("pred", "label
 _CKPT = re.compile(r"_(?:epoch|iteration)=(\d+)\.pt$")
 
 
+def _complete(path: Path) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` archive (a zip whose central directory, written last, is there)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 class ResumeFromLatestCheckpoint:
     """Load the newest ``checkpoint_epoch=N.pt`` (ignite ``Checkpoint`` naming) of ``ckpt_dir`` at the start.
 
@@ -146,18 +156,30 @@ class ResumeFromLatestCheckpoint:
         self.path: Path | None = None
 
     def latest(self) -> Path | None:
-        """The checkpoint with the highest epoch number, or ``None``."""
-        found = [(int(m.group(1)), p) for p in self.ckpt_dir.glob("*.pt") if (m := _CKPT.search(p.name))]
-        return max(found)[1] if found else None
+        """The complete checkpoint with the highest epoch number, or ``None``.
+
+        MONAI's ``CheckpointSaver`` writes in place (not atomically), so a run killed while saving leaves a
+        truncated newest file next to the previous complete one; that file is skipped (with a warning, and
+        kept) in favour of the newest complete one. When none is complete the newest is returned and its load
+        fails with a message naming it.
+        """
+        found = sorted(
+            ((int(m.group(1)), p) for p in self.ckpt_dir.glob("*.pt") if (m := _CKPT.search(p.name))), reverse=True
+        )
+        for _, path in found:
+            if _complete(path):
+                return path
+            logger.warning(f"skipping {path}: not a complete checkpoint (a run killed while saving it?)")
+        return found[0][1] if found else None
 
     def attach(self, engine: Engine) -> None:
-        from monai.handlers import CheckpointLoader
+        from monai_noisylabel.bundle.checks import CheckedCheckpointLoader
 
         self.path = self.latest() if self.enabled else None
         if self.path is not None:
             logger.info(f"resuming from {self.path}")
             # torch.load takes a device string; MONAI's hint says dict
-            CheckpointLoader(str(self.path), self.load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
+            CheckedCheckpointLoader(str(self.path), self.load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
 
 
 class TrainingProgress:

@@ -116,7 +116,10 @@ def check_datalist(
                 if not os.path.isfile(str(p)):
                     raise FileNotFoundError(f"{source}: {name}: the {key!r} file {str(p)!r} does not exist.")
                 if check_shapes:
-                    shape = read_spatial_shape(p)
+                    try:
+                        shape = read_spatial_shape(p)
+                    except ValueError as e:
+                        raise DatalistError(f"{source}: {name}: the {key!r} file {e}") from e
                     if shape is not None:
                         shapes[f"{key} {p}"] = shape
         # Compare the spatial axes all files share: a channel-last map (H, W, C) matches an (H, W) image.

@@ -11,7 +11,7 @@ import numpy as np
 
 from monai_noisylabel.utils import atomic_write_bytes
 
-__all__ = ["save_nifti", "nifti_bytes", "read_spatial_shape"]
+__all__ = ["save_nifti", "nifti_bytes", "read_spatial_shape", "read_voxels"]
 
 
 def nifti_bytes(array: np.ndarray, affine: np.ndarray | None = None, *, compress: bool = True) -> bytes:
@@ -62,7 +62,10 @@ def read_spatial_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
     name = path.name.lower()
     shape: tuple[int, ...] | None
     if name.endswith((".nii", ".nii.gz")):
-        shape = tuple(int(s) for s in nib.load(str(path)).shape)  # type: ignore[attr-defined]
+        try:
+            shape = tuple(int(s) for s in nib.load(str(path)).shape)  # type: ignore[attr-defined]
+        except Exception as e:  # nibabel raises ImageFileError, gzip/EOF/struct errors on damaged files
+            raise ValueError(f"{str(path)!r} is not a readable NIfTI file ({type(e).__name__}: {e}).") from e
     elif name.endswith(".mhd"):
         shape = _mhd_shape(path)
     else:
@@ -72,3 +75,32 @@ def read_spatial_shape(path: str | os.PathLike) -> tuple[int, ...] | None:
     while len(shape) > 2 and shape[-1] == 1:
         shape = shape[:-1]
     return shape
+
+
+def read_voxels(path: str | os.PathLike) -> np.ndarray:
+    """The voxel array of an image file (NIfTI through nibabel, other formats through MONAI's ``LoadImage``).
+
+    Unlike a header read, this decompresses every voxel, so a truncated file or one that is not an image
+    behind an image name is found here, with a message that names the file, not deep in a data loader.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file cannot be read as an image (the message names the file and the reason).
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> p = save_nifti(np.arange(6, dtype=np.uint8).reshape(2, 3), tempfile.mkdtemp() + "/x.nii.gz")
+        >>> read_voxels(p).shape
+        (2, 3)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"read_voxels: the image file {str(path)!r} does not exist.")
+    try:
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            return np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]
+        from monai.transforms import LoadImage
+
+        return np.asarray(LoadImage(image_only=True)(str(path)))
+    except Exception as e:  # damaged files raise EOFError, zlib/gzip, struct or reader errors
+        raise ValueError(f"{str(path)!r} is not a readable image file ({type(e).__name__}: {e}).") from e

@@ -5,6 +5,7 @@
 - :class:`LabelRefurbishHandler`: swaps flagged labels for pseudo-labels (a label store the training pipeline
   reads), writes them to ``refurbished/``; :class:`PseudoLabelWeightedLoss` ramps their loss weight up.
 - :class:`LabelQualityReportHandler`: how ``combined``/``flagged`` are computed; writes ``label_scores.csv``.
+- :class:`NonFiniteLossHandler`: stops training (or skips the batch) on a NaN/inf loss, naming the batch's ids.
 - :func:`write_label_scores`, :func:`read_label_scores`: the ``label_scores.csv`` contract (docs/architecture.md).
 
 All of them keep their results on ``engine.state.label_scores`` (id -> row), save and restore their state
@@ -22,6 +23,7 @@ from monai_noisylabel.handlers.label_scores import (
     read_label_scores,
     write_label_scores,
 )
+from monai_noisylabel.handlers.non_finite_loss import NON_FINITE_LOSS_ACTIONS, NonFiniteLossHandler
 from monai_noisylabel.handlers.sample_loss import SampleLossHandler
 from monai_noisylabel.handlers.variance_of_gradients import VarianceOfGradientsHandler
 
@@ -36,4 +38,6 @@ __all__ = [
     "VarianceOfGradientsHandler",
     "read_label_scores",
     "write_label_scores",
+    "NON_FINITE_LOSS_ACTIONS",
+    "NonFiniteLossHandler",
 ]

@@ -297,7 +297,7 @@ def _camus_2023(root: Path, patients=range(1, 7), split=None) -> Path:
 
 
 def test_camus_tree(tmp_path):
-    camus = _camus_2023(tmp_path)
+    camus = _camus_2023(tmp_path / "release")  # outputs go outside the dataset folder
     wf = _train(tmp_path, dataset_dir=str(camus.parent), max_epochs=1)
     data = wf.parser.get_parsed_content("data")
     assert data["source"] == "camus"
