@@ -28,8 +28,13 @@ def _grid(shape):
     return np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
 
 
-def make_knee_phantom(shape: tuple[int, int, int], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One case: ``image`` (uint16), ``bone``, ``truth`` (uint8 0/1) and ``raters`` (list of uint8 0/1)."""
+def make_knee_phantom(
+    shape: tuple[int, int, int], rng: np.random.Generator, contrast: float = 1.0
+) -> dict[str, np.ndarray]:
+    """One case: ``image`` (uint16), ``bone``, ``truth`` (uint8 0/1) and ``raters`` (list of uint8 0/1).
+
+    ``contrast`` scales the lesions' brightness above the marrow (1: 1900..2800 against 380).
+    """
     x, y, z = _grid(shape)
     sx, sy, sz = shape
     mm_x, mm_y, mm_z = x * SPACING[0], y * SPACING[0], z * SPACING[2]
@@ -63,7 +68,7 @@ def make_knee_phantom(shape: tuple[int, int, int], rng: np.random.Generator) -> 
     img[bone] = 380.0
     effusion = (~bone) & (np.abs(mm_y - gap_y) < 1.6) & (np.abs(mm_x - cx) < rf * 0.9) & slab
     img[effusion] = 3300.0
-    lesion_level = rng.uniform(1900, 2800)
+    lesion_level = 380.0 + contrast * (rng.uniform(1900, 2800) - 380.0)
     soft = ndimage.gaussian_filter(truth.astype(np.float32), sigma=(0.8, 0.8, 0.3))
     img = img + soft * (lesion_level - 380.0) * bone
     img += 250.0 * np.sin(mm_x / 11.0 + rng.uniform(0, 6)) * np.cos(mm_y / 13.0)  # coil shading
@@ -99,11 +104,13 @@ def write_knee_phantom(
     seed: int = 7,
     test: int = 2,
     vary: int = 0,
+    contrast: float = 1.0,
 ) -> Path:
     """Write ``num`` knee cases under ``root`` and a datalist ``root/knees.json`` (relative paths); returns it.
 
     Half the cases carry a bone mask. The last ``test`` cases form the test section, the two before them the
-    validation section. ``vary > 0`` gives each case its own size, ``shape`` +- up to ``vary`` voxels per axis.
+    validation section. ``vary > 0`` gives each case its own size, ``shape`` +- up to ``vary`` voxels per axis; ``contrast``
+    scales the lesions' brightness above the marrow.
     """
     root = Path(root)
     for sub in ("vol", "masks"):
@@ -112,7 +119,7 @@ def write_knee_phantom(
     entries = []
     for i in range(num):
         size = tuple(int(s + rng.integers(-vary, vary + 1)) for s in shape)
-        case = make_knee_phantom(size, rng)  # type: ignore[arg-type]
+        case = make_knee_phantom(size, rng, contrast)  # type: ignore[arg-type]
         cid = f"knee{i:03d}"
         entry = {
             "id": cid,
