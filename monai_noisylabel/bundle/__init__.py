@@ -20,7 +20,7 @@ from monai_noisylabel.bundle.checks import (
     prepare_output_dir,
 )
 from monai_noisylabel.bundle.data import SECTIONS, list_images, noise_manifest, prepare_echo_data
-from monai_noisylabel.bundle.knee import KneeLesionLoss, KneeTargetd, prepare_knee_data
+from monai_noisylabel.bundle.knee import KneeLesionLoss, KneeTargetd, knee_probe_shape, prepare_knee_data
 from monai_noisylabel.bundle.knee_eval import evaluate_knee, lesion_scores, rater_scores
 from monai_noisylabel.bundle.lus import IGNORE_VALUE, LABEL_MODES, lus_label_transforms, lus_loss, prepare_lus_data
 from monai_noisylabel.bundle.lus_eval import evaluate_lus, predict_lus_masks
@@ -53,6 +53,7 @@ __all__ = [
     "prepare_knee_data",
     "KneeTargetd",
     "KneeLesionLoss",
+    "knee_probe_shape",
     "evaluate_knee",
     "lesion_scores",
     "rater_scores",

@@ -32,7 +32,7 @@ from monai_noisylabel.losses import NormalizedActivePassiveLoss
 from monai_noisylabel.transforms import AnatomicalPrior, MultiRaterSoftLabel
 from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
 
-__all__ = ["prepare_knee_data", "KneeTargetd", "KneeLesionLoss", "KNEE_KEYS", "read_mask"]
+__all__ = ["prepare_knee_data", "KneeTargetd", "KneeLesionLoss", "KNEE_KEYS", "read_mask", "knee_probe_shape"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,27 @@ def _check_binary(section: str, i: int, entry: Mapping[str, Any], key: str, path
             f"{_OWNER}: {section} entry {i} (id {entry['id']!r}): the {key!r} file {path!r} must hold 0/1 masks. "
             f"Got values {shown} instead."
         )
+
+
+def knee_probe_shape(cases: Sequence[Mapping[str, Any]], k: int = 8) -> list[int]:
+    """The spatial shape that holds every case's image, each axis rounded up to a multiple of ``k``.
+
+    The detection handlers compare per-voxel maps across cases, so the bundle pads every whole-volume probe input
+    to this one shape; user volumes often differ in size from case to case.
+
+    Examples:
+        >>> import tempfile, numpy as np, nibabel as nib
+        >>> d = tempfile.mkdtemp()
+        >>> for n, shape in (("a", (20, 30, 9)), ("b", (26, 17, 12))):
+        ...     nib.save(nib.Nifti1Image(np.zeros(shape, np.uint8), np.eye(4)), f"{d}/{n}.nii.gz")
+        >>> knee_probe_shape([{"image": f"{d}/a.nii.gz"}, {"image": f"{d}/b.nii.gz"}])
+        [32, 32, 16]
+    """
+    k = check_int("knee_probe_shape", "k", k, minimum=1)
+    if not cases:
+        raise param_error("knee_probe_shape", "cases", "a non-empty list of cases", list(cases))
+    shapes = np.array([nib.load(str(c["image"])).shape[:3] for c in cases])  # type: ignore[attr-defined]
+    return [int(-(-s // k) * k) for s in shapes.max(axis=0)]
 
 
 def _case(section: str, i: int, item: Any, base: Path, check_values: bool) -> dict[str, Any]:

@@ -274,7 +274,7 @@ def lus_label_transforms(
     low = band_low if label_mode == "ignore_band" else None
     out += [
         ConfidenceToSoftLabeld(keys=label_key, scale=confidence_scale),
-        ThresholdBinarized(keys=label_key, threshold=threshold, low=low, ignore_value=IGNORE_VALUE, dtype=torch.int64),
+        ThresholdBinarized(keys=label_key, threshold=threshold, low=low, ignore_index=IGNORE_VALUE, dtype=torch.int64),
     ]
     return out
 

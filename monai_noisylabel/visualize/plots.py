@@ -254,7 +254,12 @@ def plot_training_curves(history: Mapping[str, Any], path: str | os.PathLike) ->
 
 # -------------------------------------------------------------------------------------------- suspects
 def _spatial(x: np.ndarray) -> np.ndarray:
-    """Drop a leading singleton channel: ``(1, H, W)`` -> ``(H, W)``, ``(1, H, W, D)`` -> ``(H, W, D)``."""
+    """Drop a leading singleton channel: ``(1, H, W)`` -> ``(H, W)``, ``(1, H, W, D)`` -> ``(H, W, D)``.
+
+    A NIfTI volume stored with a trailing singleton axis, ``(H, W, D, 1)``, becomes ``(H, W, D)``.
+    """
+    if x.ndim == 4 and x.shape[0] != 1 and x.shape[-1] == 1:
+        return x[..., 0]
     return x[0] if x.ndim in (3, 4) and x.shape[0] == 1 else x
 
 

@@ -131,6 +131,16 @@ def test_suspects_3d_shows_slice_with_most_foreground(tmp_path):
     assert png_size(plot_suspects([suspect], tmp_path / "v.png")) == (2 * 280, 290)
 
 
+def test_suspects_volume_with_a_trailing_singleton_axis():
+    """A (H, W, D, 1) NIfTI volume, as some converters write them, is shown like its (H, W, D) self."""
+    image = np.random.default_rng(2).random((12, 10, 6, 1)).astype(np.float32)
+    label = np.zeros((12, 10, 6), np.int64)
+    label[2:6, 3:7, 4] = 1
+    prepared = _prepare("plot_suspects", 0, {"id": "vol4d", "image": image, "label": label}, ["label"])
+    assert "slice 4/6" in prepared["title"] and prepared["image"].shape == (12, 10)
+    np.testing.assert_array_equal(prepared["image"], image[..., 4, 0])
+
+
 def test_suspects_errors_name_key_and_id(tmp_path):
     image, label = np.zeros((8, 8)), np.zeros((8, 8), np.int64)
     with pytest.raises(ValueError, match=r"prediction.*'bad_case'"):
