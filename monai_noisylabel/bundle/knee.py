@@ -27,7 +27,7 @@ from monai.utils import convert_to_dst_type
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
 from monai_noisylabel.data import generate_knee_dataset
 from monai_noisylabel.data.datalist import DatalistError, check_datalist, read_datalist_json, resolve_paths
-from monai_noisylabel.data.io import read_voxels
+from monai_noisylabel.data.io import read_spatial_shape, read_voxels
 from monai_noisylabel.losses import NormalizedActivePassiveLoss
 from monai_noisylabel.transforms import AnatomicalPrior, MultiRaterSoftLabel
 from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
@@ -76,8 +76,13 @@ def knee_probe_shape(cases: Sequence[Mapping[str, Any]], k: int = 8) -> list[int
     k = check_int("knee_probe_shape", "k", k, minimum=1)
     if not cases:
         raise param_error("knee_probe_shape", "cases", "a non-empty list of cases", list(cases))
-    shapes = np.array([nib.load(str(c["image"])).shape[:3] for c in cases])  # type: ignore[attr-defined]
-    return [int(-(-s // k) * k) for s in shapes.max(axis=0)]
+    shapes = []
+    for c in cases:
+        shape = read_spatial_shape(str(c["image"]))
+        if shape is None or len(shape) < 3:
+            raise param_error("knee_probe_shape", "cases", "3D NIfTI images", f"{c['image']!r} of shape {shape}")
+        shapes.append(shape[:3])
+    return [int(-(-s // k) * k) for s in np.array(shapes).max(axis=0)]
 
 
 def _case(section: str, i: int, item: Any, base: Path, check_values: bool) -> dict[str, Any]:
