@@ -15,6 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from bundle_testlib import bundle_paths, bundle_workflow
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
@@ -52,25 +53,11 @@ TINY_INFER = {k: TINY[k] for k in ("image_size", "network_def#channels", "networ
 
 
 def _paths(tmp: Path) -> dict:
-    return {
-        "bundle_root": str(BUNDLE),
-        "dataset_dir": str(tmp / "data"),
-        "output_dir": str(tmp / "out"),
-        "ckpt_dir": str(tmp / "models"),
-    }
+    return bundle_paths(BUNDLE, tmp)
 
 
 def _workflow(config_files, workflow_type="train", **override) -> ConfigWorkflow:
-    files = [str(CONFIGS / f) for f in config_files]
-    wf = ConfigWorkflow(
-        config_file=files if len(files) > 1 else files[0],
-        meta_file=str(CONFIGS / "metadata.json"),
-        logging_file=str(CONFIGS / "logging.conf"),
-        workflow_type=workflow_type,
-        **override,
-    )
-    wf.initialize()
-    return wf
+    return bundle_workflow(BUNDLE, config_files, workflow_type, **override)
 
 
 def _train(tmp: Path, **extra) -> ConfigWorkflow:
