@@ -236,8 +236,8 @@ ROWS = [
      ["'sf_ratio' field of case 'lus001_t0_f0'", "'low'"]),
     ("lus-bad-confidence-scale", "lus", "train", _nothing, {"confidence_scale": "0-255"}, ValueError,
      ["'confidence_scale' parameter of lus_label_transforms", "'0-255'"]),
-    ("vog-epochs-beyond-max-epochs", "echo", "train", _nothing, {"vog_epochs": 5}, ValueError,
-     ["'epochs' parameter of VarianceOfGradientsHandler", "max_epochs=1", "Got 5"]),
+    ("vog-epochs-negative", "echo", "train", _nothing, {"vog_epochs": -2}, ValueError,
+     ["'epochs' parameter of VarianceOfGradientsHandler", "-2"]),
 ]  # fmt: skip
 WORKFLOW_FILES = {"train": ["train.json"], "evaluate": ["train.json", "evaluate.json"], "infer": ["inference.json"]}
 
