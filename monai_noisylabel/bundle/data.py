@@ -33,6 +33,26 @@ def _is_camus(root: Path) -> bool:
     return True
 
 
+def given_datalist(dataset_dir: Path, datalist: str | os.PathLike | None, owner: str) -> Path | None:
+    """The datalist a user gave: ``datalist`` (it must exist), else ``<dataset_dir>/datalist.json``, else ``None``.
+
+    Every bundle's data preparation starts here; on ``None`` it looks for its own sources (a CAMUS release) or
+    generates its synthetic set into an empty ``dataset_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> given_datalist(Path(tempfile.mkdtemp()), None, "prepare_echo_data") is None
+        True
+    """
+    if datalist is not None:
+        path = Path(datalist)
+        if not path.is_file():
+            raise FileNotFoundError(f"{owner}: the 'datalist' file {str(path)!r} does not exist.")
+        return path
+    own = dataset_dir / "datalist.json"
+    return own if own.is_file() else None
+
+
 def _resolve_source(
     dataset_dir: Path,
     datalist: str | os.PathLike | None,
@@ -43,14 +63,9 @@ def _resolve_source(
     camus_fold: int,
 ) -> tuple[str, Path]:
     """``(source, datalist path)``; generates the synthetic set or writes the CAMUS datalist when needed."""
-    if datalist is not None:
-        path = Path(datalist)
-        if not path.is_file():
-            raise FileNotFoundError(f"{_OWNER}: the 'datalist' file {str(path)!r} does not exist.")
-        return "datalist", path
-    own = dataset_dir / "datalist.json"
-    if own.is_file():
-        return "datalist", own
+    given = given_datalist(dataset_dir, datalist, _OWNER)
+    if given is not None:
+        return "datalist", given
     if dataset_dir.is_dir() and _is_camus(dataset_dir):
         entries = camus_datalist(dataset_dir, fold=camus_fold)
         return "camus", write_datalist(entries, output_dir / "camus_datalist.json")

@@ -25,6 +25,7 @@ from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type
 
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
+from monai_noisylabel.bundle.data import given_datalist
 from monai_noisylabel.data import generate_knee_dataset
 from monai_noisylabel.data.datalist import DatalistError, check_datalist, read_datalist_json, resolve_paths
 from monai_noisylabel.data.io import read_spatial_shape, read_voxels
@@ -122,13 +123,9 @@ def _prepare(
 ) -> dict[str, Any]:
     if output_dir is not None:
         check_output_dir(_OWNER, output_dir, Path(datalist).parent if datalist is not None else dataset_dir)
-    if datalist is not None:
-        path = Path(datalist)
-        if not path.is_file():
-            raise FileNotFoundError(f"{_OWNER}: the 'datalist' file {str(path)!r} does not exist.")
-        source = "datalist"
-    elif (dataset_dir / "datalist.json").is_file():
-        path, source = dataset_dir / "datalist.json", "datalist"
+    given = given_datalist(dataset_dir, datalist, _OWNER)
+    if given is not None:
+        path, source = given, "datalist"
     elif dataset_dir.is_dir() and any(dataset_dir.iterdir()):
         raise param_error(
             _OWNER, "dataset_dir", "an empty or missing folder (the synthetic knees go there) or one with a datalist.json",

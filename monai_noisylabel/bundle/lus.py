@@ -24,7 +24,7 @@ from monai.losses import DiceCELoss
 from monai.transforms import CopyItemsd, DeleteItemsd, EnsureTyped, MapTransform
 
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
-from monai_noisylabel.bundle.data import SECTIONS
+from monai_noisylabel.bundle.data import SECTIONS, given_datalist
 from monai_noisylabel.data.datalist import DatalistError, load_datalist, read_datalist_json
 from monai_noisylabel.data.io import read_voxels
 from monai_noisylabel.data.synthetic import LUS_CLASSES, generate_lus_dataset
@@ -109,14 +109,9 @@ def _resolve(
     seed: int,
     split: Sequence[float],
 ) -> tuple[str, Path]:
-    if datalist is not None:
-        path = Path(datalist)
-        if not path.is_file():
-            raise FileNotFoundError(f"{_OWNER}: the 'datalist' file {str(path)!r} does not exist.")
-        return "datalist", path
-    own = dataset_dir / "datalist.json"
-    if own.is_file():
-        return "datalist", own
+    given = given_datalist(dataset_dir, datalist, _OWNER)
+    if given is not None:
+        return "datalist", given
     if dataset_dir.is_dir() and any(dataset_dir.iterdir()):
         raise param_error(
             _OWNER,
