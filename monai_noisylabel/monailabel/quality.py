@@ -40,6 +40,7 @@ from monai_noisylabel.utils import param_error
 
 __all__ = [
     "BundleScorer",
+    "class_probabilities",
     "combine_label_scores",
     "file_signature",
     "training_scores",
@@ -95,6 +96,20 @@ def training_scores(bundle_dir: str | os.PathLike, label_paths: Sequence[str]) -
         if value is not None and os.stat(path).st_mtime_ns < csv_mtime:
             out[i] = float(value)
     return out
+
+
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Per-class probabilities ``(B, C, ...)`` of a network's output: softmax over ``C`` classes, or for one
+    sigmoid channel (a binary network) ``[1 - p, p]``.
+
+    Example:
+        >>> class_probabilities(torch.zeros(1, 1, 2)).tolist()
+        [[[0.5, 0.5], [0.5, 0.5]]]
+    """
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
 
 
 def combine_label_scores(
@@ -173,6 +188,7 @@ class BundleScorer:
         self.network.load_state_dict(state.get("model", state) if isinstance(state, Mapping) else state)
         self.network.eval()
         self.preprocessing = parser.get_parsed_content("validate#preprocessing")
+        self.inferer = parser.get_parsed_content("validate#inferer") if parser.get("validate#inferer") else None
         self.loss_fn = parser.get_parsed_content("loss")
         self.model_signature = file_signature(self.model_path)
 
@@ -182,7 +198,8 @@ class BundleScorer:
         Raises:
             ValueError: the label's spatial shape differs from the image's (naming both files and shapes).
         """
-        from monai.transforms import LoadImage, Resize
+        from monai.data import MetaTensor
+        from monai.transforms import Invertd, LoadImage
 
         image = LoadImage(image_only=True, ensure_channel_first=True)(image_path)
         label = LoadImage(image_only=True, ensure_channel_first=True)(label_path)
@@ -195,14 +212,18 @@ class BundleScorer:
             )
         data = self.preprocessing({"image": image_path, "label": label_path})
         x = data["image"].as_tensor()[None].to(self.device)
-        y = data["label"].as_tensor()[None].to(self.device).long()
+        y = data["label"].as_tensor()[None].to(self.device)
         with torch.no_grad():
-            logits = self.network(x)
-            loss = float(per_sample_loss(self.loss_fn, logits, y)[0])
-            probs = torch.softmax(logits.float(), dim=1)[0]
-        # back to the label's own grid, so the map overlays the label the annotator sees
-        probs = Resize(spatial_size=tuple(label.shape[1:]), mode="bilinear")(probs.cpu())
-        probs = torch.as_tensor(probs).clamp(0, 1)
+            logits = self.network(x) if self.inferer is None else self.inferer(x, self.network)
+            logits = torch.as_tensor(logits).float()
+            # class indices for a multi-class network, the (soft) target as it is for a one-channel sigmoid one
+            target = y.long() if logits.shape[1] > 1 and y.shape[1] == 1 else y.float()
+            loss = float(per_sample_loss(self.loss_fn, logits, target)[0])
+            probs = class_probabilities(logits)[0]
+        # back to the label's own grid (the preprocessing inverted), so the map overlays the label the annotator sees
+        data["pred"] = MetaTensor(probs.cpu())
+        probs = Invertd("pred", self.preprocessing, orig_keys="image", nearest_interp=False)(data)["pred"]
+        probs = torch.as_tensor(probs).float().clamp(0, 1)
         given = label.as_tensor()[0].round().long().clamp(0, probs.shape[0] - 1).numpy()
         quality_map = pixel_label_quality(probs.numpy(), given)
         pred = probs.argmax(0).numpy()
