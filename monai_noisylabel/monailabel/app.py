@@ -24,13 +24,15 @@ from typing import Any, ClassVar
 from monai.utils import optional_import
 
 from monai_noisylabel.data.io import save_nifti
+from monai_noisylabel.monailabel.quality import bundle_spatial_dims, images_for_bundle
 from monai_noisylabel.monailabel.review import TRAINING_LOCK, LabelQualityScoring, SuspectLabelFirst
+from monai_noisylabel.utils import param_error
 
 # MONAI Label's bases; placeholders that raise OptionalImportError on use when monailabel is not installed
 MONAILabelApp: Any = optional_import("monailabel.interfaces.app", name="MONAILabelApp", as_type="base")[0]
 BundleInferTask: Any = optional_import("monailabel.tasks.infer.bundle", name="BundleInferTask", as_type="base")[0]
 
-__all__ = ["GeometryKeepingInferTask", "NoisyLabelApp", "discover_bundles", "training_lock"]
+__all__ = ["GeometryKeepingInferTask", "NoisyLabelApp", "discover_bundles", "training_datalist", "training_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,28 @@ def _nifti_ext(path: Any) -> str | None:
     return ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(".nii") else None
 
 
+def training_datalist(datalist: list[dict[str, Any]], bundle_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries of MONAI Label's training datalist whose image has the bundle's dimensionality.
+
+    Raises:
+        ValueError: none has (the message names the bundle, its dimensionality and the number of images).
+
+    Example:
+        >>> import tempfile
+        >>> training_datalist([{"image": "a.png", "label": "b.png"}], tempfile.mkdtemp())  # header unknown: kept
+        [{'image': 'a.png', 'label': 'b.png'}]
+    """
+    kept = [e for e, ok in zip(datalist, images_for_bundle([e["image"] for e in datalist], bundle_dir)) if ok]
+    if datalist and not kept:
+        raise param_error(
+            "MONAI Label training",
+            "datastore",
+            f"labelled images of the {bundle_spatial_dims(bundle_dir)}D inputs of the bundle {Path(bundle_dir).name}",
+            f"{len(datalist)} labelled images of another dimensionality",
+        )
+    return kept
+
+
 def _http_error(status: int, message: str) -> Exception:
     from fastapi import HTTPException
 
@@ -184,6 +208,9 @@ class NoisyLabelApp(MONAILabelApp):
             def _update_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
                 overrides.update(extra)
                 return overrides
+
+            def _fetch_datalist(self, request: dict[str, Any], datastore: Any) -> list[dict[str, Any]]:
+                return training_datalist(super()._fetch_datalist(request, datastore), self.bundle_path)
 
         tasks = {name: _BundleTrainTask(path, self.conf) for name, path in self.bundles.items()}
         return {name: task for name, task in tasks.items() if task.is_valid()}

@@ -18,6 +18,7 @@ then scored the way the training-time detectors score their samples (:mod:`monai
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from monai_noisylabel.data.io import read_spatial_shape
 from monai_noisylabel.detection import (
     combine_scores,
     image_label_quality,
@@ -40,6 +42,8 @@ from monai_noisylabel.utils import param_error
 
 __all__ = [
     "BundleScorer",
+    "bundle_spatial_dims",
+    "images_for_bundle",
     "class_probabilities",
     "combine_label_scores",
     "file_signature",
@@ -60,6 +64,51 @@ def file_signature(path: str | os.PathLike) -> str:
     """
     st = os.stat(path)
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def bundle_spatial_dims(bundle_dir: str | os.PathLike) -> int | None:
+    """The number of spatial dimensions of a bundle's input (its metadata ``spatial_shape``), ``None`` if unknown.
+
+    Example:
+        >>> import tempfile
+        >>> bundle_spatial_dims(tempfile.mkdtemp()) is None
+        True
+    """
+    meta = Path(bundle_dir) / "configs" / "metadata.json"
+    try:
+        inputs = json.loads(meta.read_text())["network_data_format"]["inputs"]
+        shape = next(iter(inputs.values())).get("spatial_shape")
+    except (OSError, ValueError, KeyError, StopIteration, AttributeError):
+        return None
+    return len(shape) if isinstance(shape, list) and shape else None
+
+
+def images_for_bundle(image_paths: Sequence[str], bundle_dir: str | os.PathLike) -> list[bool]:
+    """Whether each image has the bundle's number of spatial dimensions (from the file header; an image whose
+    header cannot be read, or a bundle that declares none, counts as matching).
+
+    A datastore may hold 2D frames and 3D volumes for different bundles of one app: each bundle trains on and
+    scores only the images of its own dimensionality.
+
+    Example:
+        >>> import tempfile
+        >>> from monai_noisylabel.data import save_nifti
+        >>> d = tempfile.mkdtemp()
+        >>> p2, p3 = save_nifti(np.zeros((4, 4)), d + "/a.nii.gz"), save_nifti(np.zeros((4, 4, 4)), d + "/b.nii.gz")
+        >>> b = Path(d) / "bundle" / "configs"; b.mkdir(parents=True)
+        >>> _ = (b / "metadata.json").write_text('{"network_data_format": {"inputs": {"image": {"spatial_shape": [8, 8]}}}}')
+        >>> images_for_bundle([str(p2), str(p3)], b.parent)
+        [True, False]
+    """
+    dims = bundle_spatial_dims(bundle_dir)
+    out = []
+    for path in image_paths:
+        try:
+            shape = read_spatial_shape(path)
+        except ValueError:
+            shape = None
+        out.append(dims is None or shape is None or len(shape) == dims)
+    return out
 
 
 def disputed_percent(quality: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ SIZE = (64, 64)
 NUM = 7
 CORRUPTED = "echo_3"  # its label gets a large false LV cavity
 WRONG_SHAPE = "echo_6"  # its label has another shape than its image
-AFFINE = np.diag([0.3, 0.3, 1.0, 1.0])
+AFFINE = np.array([[0.3, 0, 0, -12.5], [0, 0.4, 0, 7.0], [0, 0, 1, 0], [0, 0, 0, 1]])  # spacing and origin
 TIMEOUT = 60
 
 
@@ -106,6 +106,10 @@ def _next(server) -> requests.Response:
     return requests.post(f"{server.url}/activelearning/suspect_label_first", json={}, timeout=TIMEOUT)
 
 
+def _info(server, image_id: str) -> dict:
+    return requests.get(f"{server.url}/datastore/image/info", params={"image": image_id}, timeout=TIMEOUT).json()
+
+
 def _labels_dir(study) -> Path:
     return study[0] / "labels" / "final"
 
@@ -170,6 +174,8 @@ def test_inference_uses_the_new_model_and_keeps_the_geometry(server, study):
     assert res.ok, res.text[-2000:] + server.tail()
     pred = nib.Nifti1Image.from_bytes(_gunzip(res.content))
     assert pred.shape == SIZE
+    # the 2D mask keeps the image's spacing and origin (MONAI Label 0.8.5's own 2D writer drops them)
+    assert np.allclose(pred.affine, AFFINE, atol=1e-5), pred.affine
     assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= {0, 1, 2, 3}
     assert "Reload model from cache" in server.tail(10**7)  # MONAI Label noticed the new model.pt
 
@@ -180,10 +186,11 @@ def test_scoring_puts_the_corrupted_label_first(server, study):
     assert res.ok, res.text[-2000:] + server.tail()
     result = res.json()
     assert WRONG_SHAPE in result["problems"] and "(40, 48)" in result["problems"][WRONG_SHAPE]
-    assert result["ranking"][0] == CORRUPTED and len(result["ranking"]) == NUM - 1
+    scores = {i: _info(server, i)["label_quality"] for i in result["ranking"]}
+    assert result["ranking"][0] == CORRUPTED and len(result["ranking"]) == NUM - 1, json.dumps(scores, indent=1)
     nxt = _next(server).json()
     assert nxt["id"] == CORRUPTED and nxt["quality_map_tag"] == "label_quality"
-    info = requests.get(f"{server.url}/datastore/image/info", params={"image": CORRUPTED}, timeout=60).json()
+    info = _info(server, CORRUPTED)
     assert info["label_quality"]["combined"] == pytest.approx(nxt["combined"])
     # the overlay: a label of the image's grid, high where the model disputes the label
     qmap = nib.load(study[0] / "labels" / "label_quality" / f"{CORRUPTED}.nii.gz")
