@@ -1,5 +1,8 @@
 """MONAI Label serves, trains and scores the echo bundle: a real server on 127.0.0.1, driven over REST as
-3D Slicer / OHIF drive it. The tests of this module run in order on one server and one datastore."""
+3D Slicer / OHIF drive it. The tests of this module run in order on one server and one datastore, in the order of
+the review loop: score with the copied model, correct the most suspect label, then train. (A model trained on the
+wrong label, even for one Adam step, pulls towards it on that image, so its corrected label would look suspect
+until the next training; the test checks what the queue promises, with a model that never saw the wrong label.)"""
 
 from __future__ import annotations
 
@@ -159,39 +162,6 @@ def test_a_copied_model_is_served_without_restart(server, pretrained):
     assert BUNDLE in requests.get(f"{server.url}/info/", timeout=TIMEOUT).json()["models"]
 
 
-def test_train_one_epoch_and_scoring_is_refused_meanwhile(server, study):
-    before = {p.name: _digest(p) for p in _labels_dir(study).iterdir()}
-    model = server.app_dir / "model" / BUNDLE / "models" / "model.pt"
-    model_before = _digest(model)
-    params = {"max_epochs": 1, "val_split": 0.3, "device": "cpu", "multi_gpu": False}
-    res = requests.post(f"{server.url}/train/{BUNDLE}", json=params, timeout=TIMEOUT)
-    assert res.ok, res.text
-    refused = _score(server)
-    assert refused.status_code == 409 and "training" in refused.json()["detail"], refused.text
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        status = requests.get(f"{server.url}/train/", timeout=TIMEOUT).json()
-        if status.get("status") in ("DONE", "ERROR"):
-            break
-        time.sleep(2)
-    assert status.get("status") == "DONE", json.dumps(status)[-3000:] + server.tail()
-    # training reads the annotators' labels and never writes them; it warm-started from and replaced the model
-    assert {p.name: _digest(p) for p in _labels_dir(study).iterdir()} == before
-    assert _digest(model) != model_before
-    assert "Add Checkpoint Loader for Path" in server.tail(10**7)
-
-
-def test_inference_uses_the_new_model_and_keeps_the_geometry(server, study):
-    res = requests.post(f"{server.url}/infer/{BUNDLE}", params={"image": "echo_0", "output": "image"}, timeout=120)
-    assert res.ok, res.text[-2000:] + server.tail()
-    pred = nib.Nifti1Image.from_bytes(_gunzip(res.content))
-    assert pred.shape == SIZE
-    # the 2D mask keeps the image's spacing and origin (MONAI Label 0.8.5's own 2D writer drops them)
-    assert np.allclose(pred.affine, AFFINE, atol=1e-5), pred.affine
-    assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= {0, 1, 2, 3}
-    assert "Reload model from cache" in server.tail(10**7)  # MONAI Label noticed the new model.pt
-
-
 def test_scoring_puts_the_corrupted_label_first(server, study):
     before = {p.name: _digest(p) for p in _labels_dir(study).iterdir()}
     res = _score(server)
@@ -223,6 +193,39 @@ def test_a_saved_label_leaves_the_queue_until_rescored(server, study):
     result = _score(server).json()
     assert result["scored"] == 1 and result["reused"] == NUM - 2  # only the saved label was predicted again
     assert result["ranking"][0] != CORRUPTED  # the corrected label is no longer the most suspect
+
+
+def test_train_one_epoch_and_scoring_is_refused_meanwhile(server, study):
+    before = {p.name: _digest(p) for p in _labels_dir(study).iterdir()}
+    model = server.app_dir / "model" / BUNDLE / "models" / "model.pt"
+    model_before = _digest(model)
+    params = {"max_epochs": 1, "val_split": 0.3, "device": "cpu", "multi_gpu": False}
+    res = requests.post(f"{server.url}/train/{BUNDLE}", json=params, timeout=TIMEOUT)
+    assert res.ok, res.text
+    refused = _score(server)
+    assert refused.status_code == 409 and "training" in refused.json()["detail"], refused.text
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = requests.get(f"{server.url}/train/", timeout=TIMEOUT).json()
+        if status.get("status") in ("DONE", "ERROR"):
+            break
+        time.sleep(2)
+    assert status.get("status") == "DONE", json.dumps(status)[-3000:] + server.tail()
+    # training reads the annotators' labels and never writes them; it warm-started from and replaced the model
+    assert {p.name: _digest(p) for p in _labels_dir(study).iterdir()} == before
+    assert _digest(model) != model_before
+    assert "Add Checkpoint Loader for Path" in server.tail(10**7)
+
+
+def test_inference_uses_the_new_model_and_keeps_the_geometry(server, study):
+    res = requests.post(f"{server.url}/infer/{BUNDLE}", params={"image": "echo_0", "output": "image"}, timeout=120)
+    assert res.ok, res.text[-2000:] + server.tail()
+    pred = nib.Nifti1Image.from_bytes(_gunzip(res.content))
+    assert pred.shape == SIZE
+    # the 2D mask keeps the image's spacing and origin (MONAI Label 0.8.5's own 2D writer drops them)
+    assert np.allclose(pred.affine, AFFINE, atol=1e-5), pred.affine
+    assert set(np.unique(np.asarray(pred.dataobj)).tolist()) <= {0, 1, 2, 3}
+    assert "Reload model from cache" in server.tail(10**7)  # MONAI Label noticed the new model.pt
 
 
 def test_unknown_image_is_an_error_and_the_server_keeps_serving(server):
