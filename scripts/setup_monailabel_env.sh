@@ -6,6 +6,10 @@
 #   MONAI_NOISYLABEL_MONAILABEL_TORCH torch requirement (default torch==2.13.0: the CPU wheel; a CUDA machine
 #                                     can give e.g. "torch==2.13.0 torchvision==0.28.0" from PyPI, a true pair)
 #   PYTHON                            base interpreter, 3.10 or 3.11 (default python3)
+#   MONAI_NOISYLABEL_MONAILABEL_PYTHON the python of a MONAI Label environment built elsewhere (e.g. by another
+#                                     checkout of this repository): checked that it has MONAI Label and this
+#                                     package (run with PYTHONPATH=<this checkout> to use this checkout's
+#                                     package), never rebuilt
 #
 # torchvision: PyPI has no CPU build for Linux, and the CUDA build of torchvision 0.28 (the one made for torch
 # 2.13) fails at import without the CUDA torch (it registers `torchvision::nms` unconditionally). MONAI Label
@@ -36,6 +40,15 @@ ML_REQS=(
 ML_KEY="$(printf '%s\n' "${ML_REQS[@]}" "$ML_ROOT" | sha256sum | cut -c1-16)"
 ML_STAMP="$ML_VENV/.monailabel_env_built"
 ML_CHECK="import torchvision.utils, monailabel.tasks.infer.bundle, monai_noisylabel.monailabel, monai_noisylabel.bundle"
+if [ -n "${MONAI_NOISYLABEL_MONAILABEL_PYTHON:-}" ]; then
+    ML_FIND="import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('monailabel', 'monai_noisylabel')))"
+    if ! "$MONAI_NOISYLABEL_MONAILABEL_PYTHON" -c "$ML_FIND" >&2; then
+        echo "[setup-monailabel] MONAI_NOISYLABEL_MONAILABEL_PYTHON=$MONAI_NOISYLABEL_MONAILABEL_PYTHON cannot import MONAI Label and this package" >&2
+        exit 1
+    fi
+    echo "$MONAI_NOISYLABEL_MONAILABEL_PYTHON"
+    exit 0
+fi
 if [ ! -x "$ML_VENV/bin/python" ] || [ ! -f "$ML_STAMP" ] || [ "$(cat "$ML_STAMP")" != "$ML_KEY" ]; then
     echo "[setup-monailabel] building $ML_VENV (one time, several minutes)" >&2
     start=$SECONDS

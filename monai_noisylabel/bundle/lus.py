@@ -20,8 +20,9 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.distributed as dist
+from monai.data import MetaTensor
 from monai.losses import DiceCELoss
-from monai.transforms import CopyItemsd, DeleteItemsd, EnsureTyped, MapTransform
+from monai.transforms import CopyItemsd, DeleteItemsd, EnsureChannelFirst, EnsureTyped, LoadImage, MapTransform
 
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
 from monai_noisylabel.bundle.data import SECTIONS, given_datalist
@@ -34,7 +35,14 @@ from monai_noisylabel.transforms.soft_label import ConfidenceToSoftLabeld, Thres
 from monai_noisylabel.transforms.soft_label.functional import CONFIDENCE_SCALES
 from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
 
-__all__ = ["LABEL_MODES", "IGNORE_VALUE", "prepare_lus_data", "lus_label_transforms", "lus_loss"]
+__all__ = [
+    "LABEL_MODES",
+    "IGNORE_VALUE",
+    "prepare_lus_data",
+    "lus_label_transforms",
+    "lus_loss",
+    "LoadLusConfidenced",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -288,3 +296,76 @@ def lus_loss(label_mode: str = "hard") -> torch.nn.Module:
     if label_mode == "soft":
         return DiceCELoss(softmax=True, include_background=False)
     return SampleDiceCELoss(ignore_index=IGNORE_VALUE, reduction="mean")
+
+
+class LoadLusConfidenced(MapTransform):
+    """Load the expert confidence map of an entry as a channel-first ``(4, H, W)`` map on ``confidence_scale``.
+
+    An entry with ``confidence`` (the bundle's datalists) loads that file, channels on ``channel_dim``. An entry
+    with only a ``label_key`` file (MONAI Label's training datalists of ``{"image", "label"}``) takes the saved
+    label as the expert's confidence: a 2D class map (0 background, 1 pleural line, 2 A-line, 3 B-line,
+    4 consolidation, as inference writes them) is confidence 0 or full scale per class; a map with the 4 class
+    channels on ``channel_dim`` is used as the confidence map, values on ``confidence_scale``. The training
+    targets are then built from it at the bundle's ``threshold`` as usual.
+
+    Raises:
+        ValueError: a label that is neither (non-integer or out-of-range classes, values outside the scale,
+            another shape); the message names the file.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from monai_noisylabel.data import save_nifti
+        >>> p = save_nifti(np.array([[0, 3], [1, 0]], np.uint8), tempfile.mkdtemp() + "/l.nii.gz")
+        >>> out = LoadLusConfidenced(confidence_scale="0-100")({"label": str(p)})
+        >>> out["confidence"][:, 0, 1].tolist(), "label" in out
+        ([0.0, 0.0, 100.0, 0.0], False)
+    """
+
+    def __init__(
+        self,
+        keys: str = "confidence",
+        *,
+        channel_dim: int = -1,
+        confidence_scale: str = "0-1",
+        label_key: str = "label",
+    ) -> None:
+        super().__init__(keys)
+        self.channel_dim = check_choice("LoadLusConfidenced", "channel_dim", channel_dim, (0, -1))
+        self.scale = check_choice("LoadLusConfidenced", "confidence_scale", confidence_scale, tuple(CONFIDENCE_SCALES))
+        self.label_key = label_key
+
+    def _from_label(self, path: str) -> MetaTensor:
+        label = LoadImage(image_only=True)(path)
+        arr = np.asarray(label, dtype=np.float32)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        num, top = len(LUS_CLASSES), float(CONFIDENCE_SCALES[self.scale])
+        where = f"The label {path!r} used as the LUS confidence map"
+        if arr.ndim == 2:
+            if np.isnan(arr).any() or (arr != np.round(arr)).any() or arr.min() < 0 or arr.max() > num:
+                raise ValueError(
+                    f"{where} must be a class map with values 0..{num} ({', '.join(LUS_CLASSES)}). "
+                    f"Got values {np.nanmin(arr):g}..{np.nanmax(arr):g} instead."
+                )
+            conf = np.stack([(arr == c) * top for c in range(1, num + 1)]).astype(np.float32)
+        elif arr.ndim == 3 and arr.shape[self.channel_dim] == num:
+            conf = np.moveaxis(arr, self.channel_dim, 0)
+            if np.isnan(conf).any() or conf.min() < 0 or conf.max() > top:
+                raise ValueError(f"{where} must hold values in [0, {top:g}] (confidence_scale {self.scale!r}).")
+        else:
+            raise ValueError(
+                f"{where} must be a 2D class map or a map with {num} class channels on axis {self.channel_dim}. "
+                f"Got shape {arr.shape} instead."
+            )
+        return MetaTensor(torch.as_tensor(conf), meta=dict(label.meta))
+
+    def __call__(self, data: Any) -> dict[str, Any]:
+        d = dict(data)
+        for key in self.keys:
+            if key in d:
+                d[key] = EnsureChannelFirst(channel_dim=self.channel_dim)(LoadImage(image_only=True)(d[key]))
+            elif self.label_key in d:
+                d[key] = self._from_label(d.pop(self.label_key))
+            else:
+                raise ValueError(f"An LUS entry needs a {key!r} or a {self.label_key!r} file. Got keys {sorted(d)}.")
+        return d

@@ -23,12 +23,16 @@ from typing import Any, ClassVar
 
 from monai.utils import optional_import
 
+from monai_noisylabel.data.io import save_nifti
+from monai_noisylabel.monailabel.quality import bundle_spatial_dims, images_for_bundle
 from monai_noisylabel.monailabel.review import TRAINING_LOCK, LabelQualityScoring, SuspectLabelFirst
+from monai_noisylabel.utils import param_error
 
-# MONAI Label's app base; a placeholder that raises OptionalImportError on use when monailabel is not installed
+# MONAI Label's bases; placeholders that raise OptionalImportError on use when monailabel is not installed
 MONAILabelApp: Any = optional_import("monailabel.interfaces.app", name="MONAILabelApp", as_type="base")[0]
+BundleInferTask: Any = optional_import("monailabel.tasks.infer.bundle", name="BundleInferTask", as_type="base")[0]
 
-__all__ = ["NoisyLabelApp", "discover_bundles", "training_lock"]
+__all__ = ["GeometryKeepingInferTask", "NoisyLabelApp", "discover_bundles", "training_datalist", "training_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,75 @@ def training_lock(bundle_dir: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+class GeometryKeepingInferTask(BundleInferTask):
+    """MONAI Label's ``BundleInferTask`` whose 2D NIfTI masks keep the image's affine (spacing, origin, direction).
+
+    MONAI Label 0.8.5 writes a 2D result with ITK and no affine, so a 2D mask comes back with unit spacing at
+    the origin and no longer overlays its image in the viewer. Here a 2D mask requested as ``.nii`` / ``.nii.gz``
+    (the default for NIfTI images) is written with the affine of the image it was predicted from (the one
+    MONAI Label's ``Restored`` puts back); every other result goes through MONAI Label's own writer.
+
+    Example:
+        Built by :class:`NoisyLabelApp` for every bundle with a model
+        (``GeometryKeepingInferTask(bundle_dir, conf)``, arguments as ``BundleInferTask``).
+    """
+
+    def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> Any:
+        ext = extension or data.get("result_extension") or _nifti_ext(data.get("image_path"))
+        pred = data.get(self.output_label_key)
+        to_file = data.get("result_write_to_file", True)
+        if self.dimension != 2 or ext not in (".nii", ".nii.gz") or pred is None or not to_file:
+            return super().writer(data, extension=extension, dtype=dtype)
+        import tempfile
+
+        import numpy as np
+        import torch
+
+        array = np.asarray(pred.detach().cpu() if isinstance(pred, torch.Tensor) else pred)
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim != 2:
+            return super().writer(data, extension=extension, dtype=dtype)
+        meta = data.get(f"{self.output_label_key}_meta_dict") or {}
+        affine = meta.get("affine")
+        if affine is None:
+            affine = getattr(pred, "affine", None)
+        if dtype is not None or data.get("result_dtype") is not None:
+            array = array.astype(dtype or data["result_dtype"])
+        elif np.all(array == np.round(array)) and array.min() >= 0 and array.max() <= 255:
+            array = array.astype(np.uint8)
+        out = tempfile.NamedTemporaryFile(suffix=ext, delete=False).name  # MONAI Label sends and removes it
+        save_nifti(array, out, None if affine is None else np.asarray(affine, dtype=np.float64))
+        return out, data.get(self.output_json_key, {})
+
+
+def _nifti_ext(path: Any) -> str | None:
+    name = str(path or "").lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(".nii") else None
+
+
+def training_datalist(datalist: list[dict[str, Any]], bundle_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries of MONAI Label's training datalist whose image has the bundle's dimensionality.
+
+    Raises:
+        ValueError: none has (the message names the bundle, its dimensionality and the number of images).
+
+    Example:
+        >>> import tempfile
+        >>> training_datalist([{"image": "a.png", "label": "b.png"}], tempfile.mkdtemp())  # header unknown: kept
+        [{'image': 'a.png', 'label': 'b.png'}]
+    """
+    kept = [e for e, ok in zip(datalist, images_for_bundle([e["image"] for e in datalist], bundle_dir)) if ok]
+    if datalist and not kept:
+        raise param_error(
+            "MONAI Label training",
+            "datastore",
+            f"labelled images of the {bundle_spatial_dims(bundle_dir)}D inputs of the bundle {Path(bundle_dir).name}",
+            f"{len(datalist)} labelled images of another dimensionality",
+        )
+    return kept
 
 
 def _http_error(status: int, message: str) -> Exception:
@@ -116,9 +189,7 @@ class NoisyLabelApp(MONAILabelApp):
         )
 
     def _infer_task(self, name: str) -> Any:
-        from monailabel.tasks.infer.bundle import BundleInferTask
-
-        task = BundleInferTask(self.bundles[name], self.conf)
+        task = GeometryKeepingInferTask(self.bundles[name], self.conf)
         return task if task.is_valid() else None
 
     def init_infers(self) -> dict[str, Any]:
@@ -137,6 +208,9 @@ class NoisyLabelApp(MONAILabelApp):
             def _update_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
                 overrides.update(extra)
                 return overrides
+
+            def _fetch_datalist(self, request: dict[str, Any], datastore: Any) -> list[dict[str, Any]]:
+                return training_datalist(super()._fetch_datalist(request, datastore), self.bundle_path)
 
         tasks = {name: _BundleTrainTask(path, self.conf) for name, path in self.bundles.items()}
         return {name: task for name, task in tasks.items() if task.is_valid()}

@@ -18,6 +18,7 @@ then scored the way the training-time detectors score their samples (:mod:`monai
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from monai_noisylabel.data.io import read_spatial_shape
 from monai_noisylabel.detection import (
     combine_scores,
     image_label_quality,
@@ -40,6 +42,9 @@ from monai_noisylabel.utils import param_error
 
 __all__ = [
     "BundleScorer",
+    "bundle_spatial_dims",
+    "images_for_bundle",
+    "class_probabilities",
     "combine_label_scores",
     "file_signature",
     "training_scores",
@@ -59,6 +64,51 @@ def file_signature(path: str | os.PathLike) -> str:
     """
     st = os.stat(path)
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def bundle_spatial_dims(bundle_dir: str | os.PathLike) -> int | None:
+    """The number of spatial dimensions of a bundle's input (its metadata ``spatial_shape``), ``None`` if unknown.
+
+    Example:
+        >>> import tempfile
+        >>> bundle_spatial_dims(tempfile.mkdtemp()) is None
+        True
+    """
+    meta = Path(bundle_dir) / "configs" / "metadata.json"
+    try:
+        inputs = json.loads(meta.read_text())["network_data_format"]["inputs"]
+        shape = next(iter(inputs.values())).get("spatial_shape")
+    except (OSError, ValueError, KeyError, StopIteration, AttributeError):
+        return None
+    return len(shape) if isinstance(shape, list) and shape else None
+
+
+def images_for_bundle(image_paths: Sequence[str], bundle_dir: str | os.PathLike) -> list[bool]:
+    """Whether each image has the bundle's number of spatial dimensions (from the file header; an image whose
+    header cannot be read, or a bundle that declares none, counts as matching).
+
+    A datastore may hold 2D frames and 3D volumes for different bundles of one app: each bundle trains on and
+    scores only the images of its own dimensionality.
+
+    Example:
+        >>> import tempfile
+        >>> from monai_noisylabel.data import save_nifti
+        >>> d = tempfile.mkdtemp()
+        >>> p2, p3 = save_nifti(np.zeros((4, 4)), d + "/a.nii.gz"), save_nifti(np.zeros((4, 4, 4)), d + "/b.nii.gz")
+        >>> b = Path(d) / "bundle" / "configs"; b.mkdir(parents=True)
+        >>> _ = (b / "metadata.json").write_text('{"network_data_format": {"inputs": {"image": {"spatial_shape": [8, 8]}}}}')
+        >>> images_for_bundle([str(p2), str(p3)], b.parent)
+        [True, False]
+    """
+    dims = bundle_spatial_dims(bundle_dir)
+    out = []
+    for path in image_paths:
+        try:
+            shape = read_spatial_shape(path)
+        except ValueError:
+            shape = None
+        out.append(dims is None or shape is None or len(shape) == dims)
+    return out
 
 
 def disputed_percent(quality: np.ndarray) -> np.ndarray:
@@ -95,6 +145,20 @@ def training_scores(bundle_dir: str | os.PathLike, label_paths: Sequence[str]) -
         if value is not None and os.stat(path).st_mtime_ns < csv_mtime:
             out[i] = float(value)
     return out
+
+
+def class_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Per-class probabilities ``(B, C, ...)`` of a network's output: softmax over ``C`` classes, or for one
+    sigmoid channel (a binary network) ``[1 - p, p]``.
+
+    Example:
+        >>> class_probabilities(torch.zeros(1, 1, 2)).tolist()
+        [[[0.5, 0.5], [0.5, 0.5]]]
+    """
+    if logits.shape[1] == 1:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=1)
+    return torch.softmax(logits, dim=1)
 
 
 def combine_label_scores(
@@ -173,6 +237,7 @@ class BundleScorer:
         self.network.load_state_dict(state.get("model", state) if isinstance(state, Mapping) else state)
         self.network.eval()
         self.preprocessing = parser.get_parsed_content("validate#preprocessing")
+        self.inferer = parser.get_parsed_content("validate#inferer") if parser.get("validate#inferer") else None
         self.loss_fn = parser.get_parsed_content("loss")
         self.model_signature = file_signature(self.model_path)
 
@@ -182,7 +247,8 @@ class BundleScorer:
         Raises:
             ValueError: the label's spatial shape differs from the image's (naming both files and shapes).
         """
-        from monai.transforms import LoadImage, Resize
+        from monai.data import MetaTensor
+        from monai.transforms import Invertd, LoadImage
 
         image = LoadImage(image_only=True, ensure_channel_first=True)(image_path)
         label = LoadImage(image_only=True, ensure_channel_first=True)(label_path)
@@ -195,14 +261,18 @@ class BundleScorer:
             )
         data = self.preprocessing({"image": image_path, "label": label_path})
         x = data["image"].as_tensor()[None].to(self.device)
-        y = data["label"].as_tensor()[None].to(self.device).long()
+        y = data["label"].as_tensor()[None].to(self.device)
         with torch.no_grad():
-            logits = self.network(x)
-            loss = float(per_sample_loss(self.loss_fn, logits, y)[0])
-            probs = torch.softmax(logits.float(), dim=1)[0]
-        # back to the label's own grid, so the map overlays the label the annotator sees
-        probs = Resize(spatial_size=tuple(label.shape[1:]), mode="bilinear")(probs.cpu())
-        probs = torch.as_tensor(probs).clamp(0, 1)
+            logits = self.network(x) if self.inferer is None else self.inferer(x, self.network)
+            logits = torch.as_tensor(logits).float()
+            # class indices for a multi-class network, the (soft) target as it is for a one-channel sigmoid one
+            target = y.long() if logits.shape[1] > 1 and y.shape[1] == 1 else y.float()
+            loss = float(per_sample_loss(self.loss_fn, logits, target)[0])
+            probs = class_probabilities(logits)[0]
+        # back to the label's own grid (the preprocessing inverted), so the map overlays the label the annotator sees
+        data["pred"] = MetaTensor(probs.cpu())
+        probs = Invertd("pred", self.preprocessing, orig_keys="image", nearest_interp=False)(data)["pred"]
+        probs = torch.as_tensor(probs).float().clamp(0, 1)
         given = label.as_tensor()[0].round().long().clamp(0, probs.shape[0] - 1).numpy()
         quality_map = pixel_label_quality(probs.numpy(), given)
         pred = probs.argmax(0).numpy()

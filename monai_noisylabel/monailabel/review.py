@@ -22,9 +22,11 @@ from monai.utils import optional_import
 from monai_noisylabel.data.io import save_nifti
 from monai_noisylabel.monailabel.quality import (
     BundleScorer,
+    bundle_spatial_dims,
     combine_label_scores,
     disputed_percent,
     file_signature,
+    images_for_bundle,
     training_scores,
 )
 from monai_noisylabel.utils import param_error
@@ -144,6 +146,15 @@ class LabelQualityScoring(ScoringMethod):
                 "label_quality scoring", "datastore", "a datastore with labelled images (a saved 'final' label)", 0
             )
         name, bundle_dir = self.bundle_of(request)
+        fits = images_for_bundle([datastore.get_image_uri(i) for i in image_ids], bundle_dir)
+        image_ids = [i for i, ok in zip(image_ids, fits) if ok]
+        if not image_ids:
+            raise param_error(
+                "label_quality scoring",
+                "datastore",
+                f"labelled images of the {bundle_spatial_dims(bundle_dir)}D inputs of the bundle '{name}'",
+                f"{len(fits)} labelled images of another dimensionality",
+            )
         pid = training_in_progress(bundle_dir)
         if pid is not None:
             raise param_error(

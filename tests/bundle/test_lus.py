@@ -68,3 +68,33 @@ def test_bad_parameters(tmp_path):
     (tmp_path / "junk" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="'dataset_dir' parameter"):
         prepare_lus_data(tmp_path / "junk")
+
+
+def test_a_saved_label_is_the_confidence_map(tmp_path):
+    """MONAI Label trains on ``{"image", "label"}``: a class map is confidence 0/1 per class, a 4-channel map is the
+    confidence map itself; both then become targets at the bundle's threshold; bad labels name the file."""
+    import numpy as np
+
+    from monai_noisylabel.bundle.lus import LoadLusConfidenced
+    from monai_noisylabel.data import save_nifti
+
+    affine = np.diag([0.3, 0.4, 1.0, 1.0])
+    classes = np.array([[0, 1, 2], [3, 4, 0]], np.uint8)
+    save_nifti(classes, tmp_path / "classes.nii.gz", affine)
+    before = (tmp_path / "classes.nii.gz").read_bytes()
+    conf = _confidence().permute(1, 2, 0).numpy() * 100  # (H, W, 4) on the 0-100 scale
+    save_nifti(conf, tmp_path / "conf.nii.gz", affine)
+    load = LoadLusConfidenced(confidence_scale="0-100")
+    targets = lus_label_transforms("hard", threshold=0.6, confidence_scale="0-100")
+    out = Compose([load, *targets])({"label": str(tmp_path / "classes.nii.gz")})
+    assert out["label"].tolist() == [classes.tolist()]  # binary confidences give the class map back
+    assert np.allclose(out["label"].affine, affine)
+    assert (tmp_path / "classes.nii.gz").read_bytes() == before
+    out = Compose([load, *targets])({"label": str(tmp_path / "conf.nii.gz")})
+    assert out["label"].tolist() == [[[1, 0, 0], [0, 0, 4]]]  # thresholded at 0.6 as a confidence datalist is
+    save_nifti(np.array([[0, 7]], np.uint8), tmp_path / "bad.nii.gz")
+    with pytest.raises(ValueError, match=r"bad.nii.gz.*values 0..4.*Got values 0..7"):
+        load({"label": str(tmp_path / "bad.nii.gz")})
+    save_nifti(np.zeros((2, 3, 2), np.float32), tmp_path / "two.nii.gz")
+    with pytest.raises(ValueError, match=r"two.nii.gz.*4 class channels.*Got shape \(2, 3, 2\)"):
+        load({"label": str(tmp_path / "two.nii.gz")})

@@ -14,14 +14,17 @@ from monai.bundle import ConfigParser
 
 from monai_noisylabel.bundle import seeded_init
 from monai_noisylabel.data import save_nifti
-from monai_noisylabel.data.synthetic import make_echo_case
+from monai_noisylabel.data.synthetic import make_echo_case, make_knee_case, make_lus_case
 from monai_noisylabel.handlers import write_label_scores
 from monai_noisylabel.monailabel import (
     BundleScorer,
+    bundle_spatial_dims,
     combine_label_scores,
     discover_bundles,
     disputed_percent,
     file_signature,
+    images_for_bundle,
+    training_datalist,
     training_scores,
 )
 
@@ -114,3 +117,47 @@ def test_discover_bundles(tmp_path):
     (tmp_path / "notes").mkdir()
     assert discover_bundles(tmp_path) == {"a": str((tmp_path / "a").resolve())}
     assert discover_bundles(REPO / "bundles")[BUNDLE.name] == str(BUNDLE)  # and every other bundle folder
+
+
+def _seeded_copy(name: str, root: Path) -> Path:
+    dst = root / name
+    shutil.copytree(REPO / "bundles" / name / "configs", dst / "configs")
+    parser = ConfigParser()
+    parser.read_config(str(dst / "configs" / "train.json"))
+    (dst / "models").mkdir()
+    torch.save(seeded_init(parser.get_parsed_content("network_def"), 0).state_dict(), dst / "models" / "model.pt")
+    return dst
+
+
+def test_knee_and_lus_scored_on_the_labels_grid(tmp_path):
+    """The one-channel sigmoid knee network (a binary rater mask, a volume the preprocessing pads) and the LUS
+    network (a saved class map taken as the confidence map, a frame the preprocessing resizes)."""
+    affine = np.diag([0.5, 0.6, 0.7, 1.0])
+    affine[:3, 3] = [3.0, -4.0, 5.0]
+    knee = make_knee_case(0, 0, size=(20, 24, 28))
+    lus = make_lus_case(0, 0, size=(40, 52))
+    cases = {
+        "knee_bml_softlabel_segmentation": (knee["image"], knee["raters"][0], 1),
+        "lus_confidence_segmentation": (lus["image"], lus["truth"], 4),
+    }
+    for name, (image, label, num_offsets) in cases.items():
+        save_nifti(image, tmp_path / f"{name}_i.nii.gz", affine)
+        save_nifti(label, tmp_path / f"{name}_l.nii.gz", affine)
+        out = BundleScorer(_seeded_copy(name, tmp_path)).score(
+            str(tmp_path / f"{name}_i.nii.gz"), str(tmp_path / f"{name}_l.nii.gz")
+        )
+        assert out["quality_map"].shape == label.shape and np.allclose(out["affine"], affine)
+        assert 0.0 <= out["quality_map"].min() < out["quality_map"].max() <= 1.0
+        assert len(out["offsets"]) == num_offsets and np.isfinite(out["loss"]) and 0.0 <= out["quality"] <= 1.0
+
+
+def test_each_bundle_takes_the_images_of_its_dimensionality(tmp_path):
+    frame = str(save_nifti(np.zeros((8, 8), np.uint8), tmp_path / "frame.nii.gz"))
+    volume = str(save_nifti(np.zeros((8, 8, 8), np.uint8), tmp_path / "volume.nii.gz"))
+    knee = REPO / "bundles" / "knee_bml_softlabel_segmentation"
+    assert bundle_spatial_dims(knee) == 3 and bundle_spatial_dims(BUNDLE) == 2
+    assert images_for_bundle([frame, volume], knee) == [False, True]
+    datalist = [{"image": frame, "label": frame}, {"image": volume, "label": volume}]
+    assert training_datalist(datalist, BUNDLE) == datalist[:1]
+    with pytest.raises(ValueError, match=r"3D inputs of the bundle knee_bml_softlabel_segmentation.*Got '1 labelled"):
+        training_datalist(datalist[:1], knee)
