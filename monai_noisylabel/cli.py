@@ -119,36 +119,32 @@ def _corruption_flags(manifest_path: Path, rows: Sequence[Mapping[str, Any]]) ->
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from monai_noisylabel.detection import detection_metrics
-    from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+    from monai_noisylabel.label_scores import (
+        LABEL_SCORES_FILENAME,
+        read_label_scores,
+        readable_summary,
+        summarize_label_scores,
+    )
     from monai_noisylabel.visualize import suspects_from_scores, write_report
 
     csv_path = Path(args.output_dir) / LABEL_SCORES_FILENAME
     if not csv_path.is_file():
         raise FileNotFoundError(f"report: {str(csv_path)!r} does not exist; a training run writes it.")
     rows = read_label_scores(csv_path)
-    summary: dict[str, Any] = {"samples": len(rows), "flagged": sum(bool(r["flagged"]) for r in rows)}
-    is_corrupted = None
-    if args.corruption_manifest is not None:
-        is_corrupted = _corruption_flags(args.corruption_manifest, rows)
-        summary["corrupted (manifest)"] = sum(is_corrupted.values())
-        scored = [
-            (r["combined"], is_corrupted[r["id"]])
-            for r in rows
-            if r["combined"] is not None and r["id"] in is_corrupted
-        ]
-        if scored:
-            m = detection_metrics([s for s, _ in scored], [c for _, c in scored])
-            summary["detection AUROC (combined)"] = m["auroc"]
-            summary["detection AP (combined)"] = m["average_precision"]
-            summary[f"detection precision@{m['k']} (combined)"] = m["precision_at_k"]
+    is_corrupted = None if args.corruption_manifest is None else _corruption_flags(args.corruption_manifest, rows)
+    summary = summarize_label_scores(rows, is_corrupted)
     suspects = None
     if rows and all(r.get("image") and r.get("label") for r in rows):
         suspects = suspects_from_scores(rows, top_k=args.top_k)
     elif rows:
         print("note: label_scores.csv has rows without image/label paths; no suspect figure.", file=sys.stderr)
     path = write_report(
-        args.output_dir, rows=rows, suspects=suspects, is_corrupted=is_corrupted, summary=summary, top_k=args.top_k
+        args.output_dir,
+        rows=rows,
+        suspects=suspects,
+        is_corrupted=is_corrupted,
+        summary=readable_summary(summary),
+        top_k=args.top_k,
     )
     print(path)
     return 0

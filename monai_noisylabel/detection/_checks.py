@@ -73,17 +73,3 @@ def as_ids(owner: str, ids: Any, *, expected_len: int | None = None) -> list[str
             raise param_error(owner, "ids", "unique within one call (ids that collide mix two samples)", i)
         seen.add(i)
     return out
-
-
-def check_stage_fractions(owner: str, name: str, value: Any) -> tuple[float, float]:
-    """A ``(start, end)`` pair of fractions with ``0 <= start < end <= 1``."""
-    expected = "a pair (start, end) of fractions with 0 <= start < end <= 1"
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise param_error(owner, name, expected, value)
-    try:
-        start, end = float(value[0]), float(value[1])
-    except (TypeError, ValueError):
-        raise param_error(owner, name, expected, value) from None
-    if not (0.0 <= start < end <= 1.0):
-        raise param_error(owner, name, expected, value)
-    return start, end
