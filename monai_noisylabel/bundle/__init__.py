@@ -32,6 +32,7 @@ from monai_noisylabel.bundle.workflow import (
     channel_output_transform,
     finish_training,
     named,
+    rank_zero_only,
     seeded_init,
 )
 from monai_noisylabel.losses.dice_ce import SampleDiceCELoss  # configs written before it moved to losses
@@ -48,6 +49,7 @@ __all__ = [
     "as_flag",
     "channel_output_transform",
     "finish_training",
+    "rank_zero_only",
     "named",
     "seeded_init",
     "prepare_knee_data",

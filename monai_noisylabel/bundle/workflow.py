@@ -51,6 +51,7 @@ else:
 __all__ = [
     "as_flag",
     "named",
+    "rank_zero_only",
     "seeded_init",
     "channel_output_transform",
     "ResumeFromLatestCheckpoint",
@@ -100,6 +101,21 @@ def named(handler: Any) -> Any:
 
 
 _FLAGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def rank_zero_only(handlers: Sequence[Any], *only_on_rank_zero: Any) -> list[Any]:
+    """``handlers`` on rank 0; on the other ranks without ``only_on_rank_zero`` (the ones that print or write).
+
+    The multi-GPU configs' ``train#trainer#train_handlers``.
+
+    Example:
+        >>> a, b, c = object(), object(), object()
+        >>> rank_zero_only([a, b, c], b) == [a, b, c]  # without a process group this is rank 0
+        True
+    """
+    if is_main_process():
+        return list(handlers)
+    return [h for h in handlers if all(h is not o for o in only_on_rank_zero)]
 
 
 def seeded_init(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -26,7 +25,7 @@ __all__ = ["EpochSchedule", "check_epochs"]
 _EXPECTED = "None or a list of distinct epoch numbers (ints >= 1)"
 
 
-def check_epochs(owner: str, value: Any) -> list[int] | None:
+def check_epochs(owner: str, value: Iterable[int] | None) -> list[int] | None:
     """``epochs`` as a sorted list of distinct ints >= 1 (``[]`` allowed: never), or ``None``.
 
     Raises:
@@ -72,7 +71,7 @@ class EpochSchedule:
     epochs: tuple[int, ...] | None = None
 
     @classmethod
-    def checked(cls, owner: str, warmup: Any = 0, every: Any = 1, epochs: Any = None) -> EpochSchedule:
+    def checked(cls, owner: str, warmup: int = 0, every: int = 1, epochs: Iterable[int] | None = None) -> EpochSchedule:
         """A schedule from user arguments; a bad one raises a ``ValueError`` that names ``owner``."""
         listed = check_epochs(owner, epochs)
         return cls(

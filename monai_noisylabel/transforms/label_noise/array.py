@@ -176,7 +176,9 @@ def _ops_of(record: Any) -> list[dict[str, Any]]:
     return ops
 
 
-def apply_label_noise(label: NdarrayOrTensor, record: Any) -> Any:
+def apply_label_noise(
+    label: NdarrayOrTensor, record: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str
+) -> NdarrayOrTensor:
     """Replay recorded label noise on ``label``: the deterministic half of the transforms.
 
     Args:
