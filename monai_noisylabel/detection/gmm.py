@@ -15,8 +15,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from monai_noisylabel.detection._checks import as_float_array
-from monai_noisylabel.utils import check_int, check_number, param_error
+from monai_noisylabel.utils import as_float_array, check_int, check_number, param_error
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor

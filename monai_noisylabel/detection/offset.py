@@ -36,8 +36,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.covariance import LedoitWolf, MinCovDet
 
-from monai_noisylabel.detection._checks import as_float_array, as_int_array, check_finite
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import (
+    as_float_array,
+    as_int_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_number,
+    param_error,
+)
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor

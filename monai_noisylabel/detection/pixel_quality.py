@@ -14,8 +14,15 @@ import numpy as np
 import torch
 from scipy.special import softmax
 
-from monai_noisylabel.detection._checks import as_float_array, as_int_array, check_finite
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import (
+    as_float_array,
+    as_int_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_number,
+    param_error,
+)
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor

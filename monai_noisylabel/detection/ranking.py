@@ -17,9 +17,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
 
-from monai_noisylabel.detection._checks import as_float_array, as_int_array
 from monai_noisylabel.detection.reference import reference_excess
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.utils import as_float_array, as_int_array, check_choice, check_int, param_error
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monai_noisylabel.detection._checks import as_float_array
-from monai_noisylabel.utils import check_number, param_error
+from monai_noisylabel.utils import as_float_array, check_number, param_error
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor

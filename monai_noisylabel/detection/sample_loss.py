@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from monai_noisylabel.detection._checks import as_float_array, as_ids
-from monai_noisylabel.utils import check_choice, check_int, check_stage_fractions, param_error
+from monai_noisylabel.utils import as_float_array, as_ids, check_choice, check_int, check_stage_fractions, param_error
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor

@@ -29,10 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from monai_noisylabel.detection._checks import as_float_array, as_ids
 from monai_noisylabel.detection.ranking import normalize_scores
 from monai_noisylabel.detection.sample_loss import per_sample_loss
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.utils import as_float_array, as_ids, check_choice, check_int, param_error
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor
