@@ -34,6 +34,7 @@ from monai_noisylabel.bundle.workflow import (
     named,
     rank_zero_only,
     seeded_init,
+    vog_checkpoints,
 )
 from monai_noisylabel.losses.dice_ce import SampleDiceCELoss  # configs written before it moved to losses
 
@@ -50,6 +51,7 @@ __all__ = [
     "channel_output_transform",
     "finish_training",
     "rank_zero_only",
+    "vog_checkpoints",
     "named",
     "seeded_init",
     "prepare_knee_data",

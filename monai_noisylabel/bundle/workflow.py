@@ -52,6 +52,7 @@ __all__ = [
     "as_flag",
     "named",
     "rank_zero_only",
+    "vog_checkpoints",
     "seeded_init",
     "channel_output_transform",
     "ResumeFromLatestCheckpoint",
@@ -116,6 +117,23 @@ def rank_zero_only(handlers: Sequence[Any], *only_on_rank_zero: Any) -> list[Any
     if is_main_process():
         return list(handlers)
     return [h for h in handlers if all(h is not o for o in only_on_rank_zero)]
+
+
+def vog_checkpoints(vog_epochs: int | Sequence[int] | None, max_epochs: int) -> Sequence[int] | int | None:
+    """A bundle's ``vog_epochs`` as the ``epochs`` of :class:`~monai_noisylabel.handlers.VarianceOfGradientsHandler`.
+
+    An int ``n`` means a checkpoint every ``n``-th epoch up to ``max_epochs``, with ``n`` capped at ``max_epochs``
+    (so MONAI Label's 1-epoch trainings still get one checkpoint); ``None`` (every epoch) and a list of epochs
+    pass as they are, and so does a bad value, which the handler then names.
+
+    Example:
+        >>> vog_checkpoints(4, 10), vog_checkpoints(4, 1), vog_checkpoints([2, 5], 10), vog_checkpoints(None, 10)
+        ([4, 8], [1], [2, 5], None)
+    """
+    if isinstance(vog_epochs, int) and not isinstance(vog_epochs, bool) and vog_epochs >= 1 and max_epochs >= 1:
+        every = min(vog_epochs, int(max_epochs))
+        return list(range(every, int(max_epochs) + 1, every))
+    return vog_epochs
 
 
 def seeded_init(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
