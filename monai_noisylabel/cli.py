@@ -119,36 +119,32 @@ def _corruption_flags(manifest_path: Path, rows: Sequence[Mapping[str, Any]]) ->
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from monai_noisylabel.detection import detection_metrics
-    from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+    from monai_noisylabel.label_scores import (
+        LABEL_SCORES_FILENAME,
+        read_label_scores,
+        readable_summary,
+        summarize_label_scores,
+    )
     from monai_noisylabel.visualize import suspects_from_scores, write_report
 
     csv_path = Path(args.output_dir) / LABEL_SCORES_FILENAME
     if not csv_path.is_file():
         raise FileNotFoundError(f"report: {str(csv_path)!r} does not exist; a training run writes it.")
     rows = read_label_scores(csv_path)
-    summary: dict[str, Any] = {"samples": len(rows), "flagged": sum(bool(r["flagged"]) for r in rows)}
-    is_corrupted = None
-    if args.corruption_manifest is not None:
-        is_corrupted = _corruption_flags(args.corruption_manifest, rows)
-        summary["corrupted (manifest)"] = sum(is_corrupted.values())
-        scored = [
-            (r["combined"], is_corrupted[r["id"]])
-            for r in rows
-            if r["combined"] is not None and r["id"] in is_corrupted
-        ]
-        if scored:
-            m = detection_metrics([s for s, _ in scored], [c for _, c in scored])
-            summary["detection AUROC (combined)"] = m["auroc"]
-            summary["detection AP (combined)"] = m["average_precision"]
-            summary[f"detection precision@{m['k']} (combined)"] = m["precision_at_k"]
+    is_corrupted = None if args.corruption_manifest is None else _corruption_flags(args.corruption_manifest, rows)
+    summary = summarize_label_scores(rows, is_corrupted)
     suspects = None
     if rows and all(r.get("image") and r.get("label") for r in rows):
         suspects = suspects_from_scores(rows, top_k=args.top_k)
     elif rows:
         print("note: label_scores.csv has rows without image/label paths; no suspect figure.", file=sys.stderr)
     path = write_report(
-        args.output_dir, rows=rows, suspects=suspects, is_corrupted=is_corrupted, summary=summary, top_k=args.top_k
+        args.output_dir,
+        rows=rows,
+        suspects=suspects,
+        is_corrupted=is_corrupted,
+        summary=readable_summary(summary),
+        top_k=args.top_k,
     )
     print(path)
     return 0
@@ -216,16 +212,23 @@ def _cmd_compare_training(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_training_runs(p: argparse.ArgumentParser, *, writes: str, seeds: list[int], epochs: int) -> None:
+    """``--out``, ``--seeds`` and ``--epochs`` of the commands that train over seeds and compare the runs."""
+    p.add_argument("--out", required=True, type=Path, help=f"output folder ({writes})")
+    seeds_text = " ".join(str(s) for s in seeds)
+    p.add_argument("--seeds", nargs="+", type=int, default=seeds, help=f"training seeds (default {seeds_text})")
+    p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs per run (default {epochs})")
+
+
 def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare-training",
         help="train plain / refurbishment / self-cleansing / small-loss selection under the same label noise "
         "and write one table and one PNG of clean-test Dice and recovered gap",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (runs.csv, summary.csv/.md/.png)")
+    _add_training_runs(p, writes="runs.csv, summary.csv/.md/.png", seeds=[0, 1], epochs=16)
     p.add_argument("--kinds", nargs="+", default=None, help="noise kinds: bias, random, omission (default all)")
     p.add_argument("--rates", nargs="+", type=float, default=[0.25, 0.5], help="noise rates (rate 0 always runs)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="training seeds (default 0 1)")
     p.add_argument(
         "--methods",
         nargs="+",
@@ -235,7 +238,6 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=48, help="image side in pixels (default 48)")
     p.add_argument("--num-train", type=int, default=64, help="training images (default 64)")
     p.add_argument("--num-test", type=int, default=32, help="clean test images (default 32)")
-    p.add_argument("--epochs", type=int, default=16, help="training epochs per run (default 16)")
     p.add_argument("--warmup", type=int, default=6, help="relabelling/selection from the epoch after this")
     p.add_argument("--every", type=int, default=2, help="re-split every N epochs (default 2)")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
@@ -273,11 +275,9 @@ def _add_knee_compare_parser(sub: argparse._SubParsersAction) -> None:
         "knee-compare",
         help="knee BML bundle: soft labels + NAP against BCE on the majority vote, over seeds (table + PNG)",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (runs, comparison.md/.json/.png)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    _add_training_runs(p, writes="runs, comparison.md/.json/.png", seeds=[0, 1, 2], epochs=40)
     p.add_argument("--num", type=int, default=24, help="synthetic knees to generate (default 24)")
     p.add_argument("--size", type=_size, default=(64, 64, 64), help="synthetic volume size (default 64,64,64)")
-    p.add_argument("--epochs", type=int, default=40, help="training epochs per run (default 40)")
     p.add_argument("--datalist", type=Path, default=None, help="a knee datalist instead of the synthetic knees")
     p.add_argument("--bundle-root", type=Path, default=None, help="the bundle folder (default: the repository's)")
     p.add_argument(
@@ -362,7 +362,7 @@ def _add_lus_sweep_parser(sub: argparse._SubParsersAction) -> None:
         "lus-sweep",
         help="train the LUS bundle at several thresholds / label variants and seeds; table + PNG with bootstrap intervals",
     )
-    p.add_argument("--out", required=True, type=Path, help="output folder (data, runs, sweep.{csv,json,md,png})")
+    _add_training_runs(p, writes="data, runs, sweep.{csv,json,md,png}", seeds=[0, 1, 2], epochs=12)
     p.add_argument("--bundle-dir", type=Path, default=None, help="the lus_confidence_segmentation bundle folder")
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.6, 0.7, 0.8], help="first = reference")
     p.add_argument(
@@ -372,10 +372,8 @@ def _add_lus_sweep_parser(sub: argparse._SubParsersAction) -> None:
         choices=["soft", "ignore_band"],
         help="label variants trained besides the thresholds (default soft ignore_band)",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     p.add_argument("--size", type=int, default=128, help="image side (default 128)")
     p.add_argument("--num-frames", type=int, default=160, help="synthetic frames (2 per patient, default 160)")
-    p.add_argument("--epochs", type=int, default=12, help="training epochs per run (default 12)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--lr", type=float, default=0.003, help="learning rate (default 0.003)")
     p.add_argument("--val-interval", type=int, default=2, help="validate every N epochs (default 2)")

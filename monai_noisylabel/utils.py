@@ -1,15 +1,25 @@
-"""Small helpers shared across the package: parameter validation, stable seeds and sample ids."""
+"""The helpers every package shares: argument checks, array/tensor conversion, networks, files, seeds, ids.
+
+This is the one internal helpers module: a name two packages need lives here, public, rather than in one
+package's private module. torch and MONAI are imported inside the functions that need them, so importing this
+module (the command line does) stays light.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from monai.config import NdarrayOrTensor
+    from monai.data import MetaTensor
 
 __all__ = [
     "ParameterError",
@@ -18,6 +28,17 @@ __all__ = [
     "check_int",
     "check_number",
     "check_choice",
+    "check_mapping",
+    "check_stage_fractions",
+    "as_numpy",
+    "as_float_array",
+    "as_int_array",
+    "as_ids",
+    "check_finite",
+    "as_plain_tensor",
+    "split_meta",
+    "unwrap_network",
+    "is_main_process",
     "stable_seed",
     "sample_id_of",
     "atomic_write_bytes",
@@ -99,6 +120,222 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> A
     if value not in options:
         raise param_error(owner, name, "one of " + ", ".join(repr(c) for c in options), value)
     return value
+
+
+def check_mapping(owner: str, name: str, value: Any) -> Mapping[str, Any] | None:
+    """Return ``value`` if it is a mapping or ``None``, else raise :class:`ParameterError`.
+
+    Example:
+        >>> check_mapping("demo", "summary", {"a": 1})
+        {'a': 1}
+    """
+    if value is not None and not isinstance(value, Mapping):
+        raise param_error(owner, name, "a mapping or None", type(value).__name__)
+    return value
+
+
+def check_stage_fractions(owner: str, name: str, value: Any) -> tuple[float, float]:
+    """A ``(start, end)`` pair of fractions with ``0 <= start < end <= 1``, else :class:`ParameterError`.
+
+    Example:
+        >>> check_stage_fractions("demo", "stage", [0, 0.5])
+        (0.0, 0.5)
+    """
+    expected = "a pair (start, end) of fractions with 0 <= start < end <= 1"
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise param_error(owner, name, expected, value)
+    try:
+        start, end = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        raise param_error(owner, name, expected, value) from None
+    if not (0.0 <= start < end <= 1.0):
+        raise param_error(owner, name, expected, value)
+    return start, end
+
+
+# ------------------------------------------------------------------------------------- arrays and tensors
+def as_numpy(owner: str, name: str, value: Any) -> np.ndarray:
+    """numpy arrays, torch tensors (MetaTensor too) and nested lists as a numpy array, else :class:`ParameterError`.
+
+    Example:
+        >>> as_numpy("demo", "image", [[1, 2]]).shape
+        (1, 2)
+    """
+    from monai.utils import convert_to_numpy
+
+    try:
+        return np.asarray(convert_to_numpy(value))
+    except (TypeError, ValueError) as e:
+        raise param_error(owner, name, "an array or tensor", type(value).__name__) from e
+
+
+def as_float_array(owner: str, name: str, value: Any, *, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """A float64 numpy copy of ``value`` (numpy, torch, list); the caller's object is never touched.
+
+    Example:
+        >>> as_float_array("demo", "scores", [1, 2]).dtype
+        dtype('float64')
+    """
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        arr = value.detach().cpu().to(torch.float64).numpy()
+    else:
+        try:
+            arr = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise param_error(owner, name, "an array of numbers", type(value).__name__) from None
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            expected = " or ".join(f"{d}-D" for d in allowed)
+            raise param_error(owner, name, f"a {expected} array", f"an array of shape {arr.shape}")
+    return arr
+
+
+def as_int_array(owner: str, name: str, value: Any) -> np.ndarray:
+    """An int64 numpy copy of an integer-valued array; raises if it holds fractions or non-finite values."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.number):
+        raise param_error(owner, name, "an integer-valued array", f"an array of dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise param_error(owner, name, "an integer-valued array", "an array with fractional or non-finite values")
+    return arr.astype(np.int64)
+
+
+def check_finite(owner: str, name: str, arr: np.ndarray) -> None:
+    """Raise if ``arr`` holds NaN or inf."""
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise param_error(owner, name, "finite (no NaN or inf)", f"an array with {bad} non-finite value(s)")
+
+
+def as_ids(owner: str, ids: Any, *, expected_len: int | None = None) -> list[str]:
+    """Sample ids as a list of ``str``; raises on a bad container, a wrong length or an id that repeats.
+
+    Example:
+        >>> as_ids("demo", ["a", 7])
+        ['a', '7']
+    """
+    import torch
+
+    if isinstance(ids, torch.Tensor):
+        ids = ids.detach().cpu().reshape(-1).tolist()
+    elif isinstance(ids, np.ndarray):
+        ids = ids.reshape(-1).tolist()
+    elif isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise param_error(owner, "ids", "a sequence of sample ids (str or int)", ids)
+    out = []
+    for i in ids:
+        if i is None or isinstance(i, (float, bool)) or not isinstance(i, (str, int, np.integer)):
+            raise param_error(owner, "ids", "a sequence of sample ids (str or int)", ids)
+        out.append(str(int(i)) if isinstance(i, np.integer) else str(i))
+    if expected_len is not None and len(out) != expected_len:
+        raise param_error(owner, "ids", f"a sequence of {expected_len} ids (one per sample)", f"{len(out)} ids")
+    seen: set[str] = set()
+    for i in out:
+        if i in seen:
+            raise param_error(owner, "ids", "unique within one call (ids that collide mix two samples)", i)
+        seen.add(i)
+    return out
+
+
+def as_plain_tensor(
+    value: Any, device: torch.device | str | None = None, *, owner: str | None = None, name: str = "value"
+) -> torch.Tensor:
+    """``value`` as a plain ``torch.Tensor``: the one array/tensor converter of the package.
+
+    A MetaTensor loses its metadata (no MetaTensor overhead; the autograd graph is kept), a tensor is returned
+    as is, a numpy array is shared without a copy where possible. With ``owner`` only a tensor or a numeric
+    numpy array is accepted (anything else raises :class:`ParameterError` naming ``owner`` and ``name``);
+    without it, anything ``torch.as_tensor`` takes. ``device``: moved there (no copy when already there).
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.zeros((2, 3), dtype=np.float32)
+        >>> t = as_plain_tensor(a)
+        >>> t.shape, t.dtype, np.shares_memory(a, t.numpy())
+        (torch.Size([2, 3]), torch.float32, True)
+        >>> as_plain_tensor("x", owner="demo", name="label")
+        Traceback (most recent call last):
+        ...
+        monai_noisylabel.utils.ParameterError: The 'label' parameter of demo must be a numeric torch.Tensor or numpy.ndarray. Got 'str' instead.
+    """
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        t = value.as_tensor() if hasattr(value, "as_tensor") else value
+    elif isinstance(value, np.ndarray) and (value.dtype == np.bool_ or np.issubdtype(value.dtype, np.number)):
+        t = torch.from_numpy(np.ascontiguousarray(value))
+    elif owner is not None:
+        raise param_error(owner, name, "a numeric torch.Tensor or numpy.ndarray", type(value).__name__)
+    else:
+        t = torch.as_tensor(value)
+    return t.to(device=device, non_blocking=True) if device is not None else t
+
+
+def split_meta(img: NdarrayOrTensor) -> tuple[torch.Tensor, MetaTensor | None]:
+    """A transform's input as a plain tensor plus the MetaTensor to take meta from (``None``: meta not tracked).
+
+    The "convert in" half of a MONAI transform (``convert_to_tensor(..., track_meta=get_track_meta())``);
+    ``convert_to_dst_type`` is the "convert out" half.
+
+    Example:
+        >>> import numpy as np
+        >>> t, meta = split_meta(np.ones((1, 2, 2)))
+        >>> type(t).__name__, type(meta).__name__
+        ('Tensor', 'MetaTensor')
+    """
+    from monai.data import MetaTensor, get_track_meta
+    from monai.utils import convert_to_tensor
+
+    t = convert_to_tensor(img, track_meta=get_track_meta())
+    if isinstance(t, MetaTensor):
+        return t.as_tensor(), t
+    return t, None
+
+
+# ------------------------------------------------------------------------------------------------ networks
+def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside ``DataParallel``, ``DistributedDataParallel`` and ``torch.compile`` wrappers (nested too).
+
+    Eval passes must not trigger DDP hooks, and copies (an EMA teacher) must not copy a compiled wrapper.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Linear(2, 2)
+        >>> unwrap_network(torch.nn.DataParallel(net)) is net
+        True
+    """
+    import torch
+
+    for _ in range(4):
+        if isinstance(network, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+            network = network.module
+        elif isinstance(getattr(network, "_orig_mod", None), torch.nn.Module):  # torch.compile's OptimizedModule
+            network = network._orig_mod  # type: ignore[assignment]
+        else:
+            break
+    return network
+
+
+def is_main_process() -> bool:
+    """``True`` on rank 0 of an initialized process group, and always without one (the rank that writes files).
+
+    Example:
+        >>> is_main_process()
+        True
+    """
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def stable_seed(*parts: Any) -> int:

@@ -32,7 +32,9 @@ from monai_noisylabel.bundle.workflow import (
     channel_output_transform,
     finish_training,
     named,
+    rank_zero_only,
     seeded_init,
+    vog_checkpoints,
 )
 from monai_noisylabel.losses.dice_ce import SampleDiceCELoss  # configs written before it moved to losses
 
@@ -48,6 +50,8 @@ __all__ = [
     "as_flag",
     "channel_output_transform",
     "finish_training",
+    "rank_zero_only",
+    "vog_checkpoints",
     "named",
     "seeded_init",
     "prepare_knee_data",

@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from monai.handlers import CheckpointLoader
 
 from monai_noisylabel.data.io import read_voxels
 from monai_noisylabel.utils import ParameterError, check_int, param_error
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
 
 __all__ = [
     "prepare_output_dir",
@@ -180,7 +183,7 @@ def _summary(e: BaseException) -> str:
 
 
 def load_network_weights(
-    network: torch.nn.Module, path: str | os.PathLike, *, owner: str, map_location: Any = "cpu"
+    network: torch.nn.Module, path: str | os.PathLike, *, owner: str, map_location: str | torch.device = "cpu"
 ) -> torch.nn.Module:
     """Load the state dict in ``path`` into ``network`` (``torch.load(weights_only=True)``: no code runs).
 
@@ -227,7 +230,7 @@ class CheckedCheckpointLoader(CheckpointLoader):
     def __init__(self, load_path: str, load_dict: dict, **kwargs: Any) -> None:
         super().__init__(str(load_path), load_dict, **kwargs)
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Engine) -> None:
         if not Path(self.load_path).is_file():  # checked when the engine starts: MONAI's check_properties builds
             raise FileNotFoundError(  # the handlers of a bundle that has not been trained yet
                 f"CheckpointLoader: the checkpoint file {self.load_path!r} does not exist; train first."

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from monai_noisylabel.bundle.checks import load_network_weights
 from monai_noisylabel.bundle.knee import read_mask
 from monai_noisylabel.utils import atomic_write_text, check_int, check_number
 
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
+
 __all__ = ["SCORE_NAMES", "lesion_scores", "summarize_scores", "evaluate_knee", "rater_scores"]
 
 logger = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ SCORE_NAMES = ("precision", "recall", "dice", "lesion_recall", "lesion_precision
 _STRUCTURE = np.ones((3, 3, 3), bool)  # 26-connectivity
 
 
-def lesion_scores(pred: Any, reference: Any, *, min_size: int = 1) -> dict[str, float]:
+def lesion_scores(pred: NdarrayOrTensor, reference: NdarrayOrTensor, *, min_size: int = 1) -> dict[str, float]:
     """Voxel precision, recall and Dice, and lesion-level detection, of a binary prediction against a reference.
 
     A reference lesion (26-connected component) is found when any predicted voxel overlaps it (lesion recall);

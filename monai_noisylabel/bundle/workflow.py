@@ -26,10 +26,21 @@ import torch
 from monai.handlers import from_engine
 from monai.utils import IgniteInfo, min_version, optional_import
 
-from monai_noisylabel.handlers._common import is_main_process
-from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+from monai_noisylabel.label_scores import (
+    LABEL_SCORES_FILENAME,
+    read_label_scores,
+    readable_summary,
+    summarize_label_scores,
+)
 from monai_noisylabel.transforms.label_noise import corrupted_ids
-from monai_noisylabel.utils import atomic_write_text, check_int, param_error, sample_id_of
+from monai_noisylabel.utils import (
+    atomic_write_text,
+    check_int,
+    is_main_process,
+    param_error,
+    sample_id_of,
+    unwrap_network,
+)
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -40,6 +51,8 @@ else:
 __all__ = [
     "as_flag",
     "named",
+    "rank_zero_only",
+    "vog_checkpoints",
     "seeded_init",
     "channel_output_transform",
     "ResumeFromLatestCheckpoint",
@@ -89,6 +102,38 @@ def named(handler: Any) -> Any:
 
 
 _FLAGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def rank_zero_only(handlers: Sequence[Any], *only_on_rank_zero: Any) -> list[Any]:
+    """``handlers`` on rank 0; on the other ranks without ``only_on_rank_zero`` (the ones that print or write).
+
+    The multi-GPU configs' ``train#trainer#train_handlers``.
+
+    Example:
+        >>> a, b, c = object(), object(), object()
+        >>> rank_zero_only([a, b, c], b) == [a, b, c]  # without a process group this is rank 0
+        True
+    """
+    if is_main_process():
+        return list(handlers)
+    return [h for h in handlers if all(h is not o for o in only_on_rank_zero)]
+
+
+def vog_checkpoints(vog_epochs: int | Sequence[int] | None, max_epochs: int) -> Sequence[int] | int | None:
+    """A bundle's ``vog_epochs`` as the ``epochs`` of :class:`~monai_noisylabel.handlers.VarianceOfGradientsHandler`.
+
+    An int ``n`` means a checkpoint every ``n``-th epoch up to ``max_epochs``, with ``n`` capped at ``max_epochs``
+    (so MONAI Label's 1-epoch trainings still get one checkpoint); ``None`` (every epoch) and a list of epochs
+    pass as they are, and so does a bad value, which the handler then names.
+
+    Example:
+        >>> vog_checkpoints(4, 10), vog_checkpoints(4, 1), vog_checkpoints([2, 5], 10), vog_checkpoints(None, 10)
+        ([4, 8], [1], [2, 5], None)
+    """
+    if isinstance(vog_epochs, int) and not isinstance(vog_epochs, bool) and vog_epochs >= 1 and max_epochs >= 1:
+        every = min(vog_epochs, int(max_epochs))
+        return list(range(every, int(max_epochs) + 1, every))
+    return vog_epochs
 
 
 def seeded_init(network: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -189,7 +234,7 @@ class TrainingProgress:
     """
 
     def __init__(
-        self, output_dir: str | Path | None = None, evaluator: Any = None, name: str = "TrainingProgress"
+        self, output_dir: str | Path | None = None, evaluator: Engine | None = None, name: str = "TrainingProgress"
     ) -> None:
         self.output_dir = None if output_dir is None else Path(output_dir)
         self.evaluator = evaluator
@@ -265,7 +310,7 @@ def _predict_suspects(
     network: torch.nn.Module,
     preprocessing: Callable[[Any], Any],
     entries: Mapping[str, Any],
-    device: Any,
+    device: str | torch.device,
 ) -> None:
     """Fill ``image``/``label``/``prediction`` of each suspect from the preprocessed training entry and the network."""
     network.eval()
@@ -288,7 +333,7 @@ def finish_training(
     manifest: str | Path | None = None,
     network: torch.nn.Module | None = None,
     preprocessing: Callable[[Any], Any] | None = None,
-    device: Any = "cpu",
+    device: str | torch.device = "cpu",
     top_k: int = 8,
     title: str = "Echo label quality report",
 ) -> dict[str, Any]:
@@ -297,60 +342,42 @@ def finish_training(
     Reads ``<output_dir>/label_scores.csv`` and ``history.json``; with the ``manifest.json`` of the injected
     noise (:func:`~monai_noisylabel.bundle.prepare_echo_data`), computes AUROC and average precision of every
     score column against the known corrupted ids with :func:`~monai_noisylabel.detection.detection_metrics`,
-    and the precision and recall of the ``flagged`` column (``flag_precision``, ``flag_recall``; printed).
+    and the precision and recall of the ``flagged`` column (``flag_precision``, ``flag_recall``; printed):
+    the summary of :func:`~monai_noisylabel.label_scores.summarize_label_scores`, which the command line's
+    ``report`` shows too.
     The top ``top_k`` suspects are drawn with the network's prediction (``entries``: the training data list;
     ``preprocessing``: the training pipeline without augmentation). Writes ``report/index.html`` and
-    ``detection_metrics.json``; returns the summary.
+    ``detection_metrics.json``; returns the summary (``{}`` on a rank other than 0; ``network`` may be
+    wrapped in DDP).
     """
-    from monai_noisylabel.detection import detection_metrics
     from monai_noisylabel.visualize import suspects_from_scores, write_report
 
     out = Path(output_dir)
-    summary: dict[str, Any] = {}
     if not is_main_process():
-        return summary
+        return {}
     scores_path = out / LABEL_SCORES_FILENAME
     rows = read_label_scores(scores_path) if scores_path.is_file() else []
-    corrupted = corrupted_ids(manifest) if manifest is not None and Path(manifest).is_file() else None
     is_corrupted = None
-    if corrupted is not None and rows:
-        bad = set(corrupted)
+    if manifest is not None and Path(manifest).is_file() and rows:
+        bad = set(corrupted_ids(manifest))
         is_corrupted = {r["id"]: r["id"] in bad for r in rows}
-        truth = np.array([is_corrupted[r["id"]] for r in rows])
-        if 0 < truth.sum() < len(truth):
-            for col in ("vog", "loss", "gmm_noisy_prob", "offset", "combined"):
-                values = np.array([np.nan if r[col] is None else float(r[col]) for r in rows])
-                if np.isfinite(values).all():
-                    m = detection_metrics(values, truth)
-                    summary[f"auroc_{col}"] = round(float(m["auroc"]), 4)
-                    summary[f"ap_{col}"] = round(float(m["average_precision"]), 4)
-        flagged = np.array([bool(r["flagged"]) for r in rows])
-        hits = int((flagged & truth).sum())
-        summary["num_corrupted"] = int(truth.sum())
-        summary["flag_precision"] = round(hits / int(flagged.sum()), 4) if flagged.any() else None
-        summary["flag_recall"] = round(hits / int(truth.sum()), 4) if truth.any() else None
     history_path = out / HISTORY_FILENAME
     history = json.loads(history_path.read_text()) if history_path.is_file() else None
-    if history:
-        for name, series in history.items():
-            if series and "dice" in name.lower():
-                summary[f"final_{name}"] = round(float(series[-1][1]), 4)
-    summary["num_flagged"] = sum(bool(r["flagged"]) for r in rows)
-    summary["num_refurbished"] = sum(bool(r["refurbished_label"]) for r in rows)
+    summary = summarize_label_scores(rows, is_corrupted, history=history)
     suspects = None
     if rows:
         suspects = suspects_from_scores(rows, top_k=top_k)
         if network is not None and preprocessing is not None:
             # the handlers' ids: the entry's id, else the label's file name as LoadImaged records it
             by_id = {sample_id_of(e) or str(e.get("label", "")): e for e in entries}
-            _predict_suspects(suspects, network, preprocessing, by_id, device)
+            _predict_suspects(suspects, unwrap_network(network), preprocessing, by_id, device)
     report = write_report(
         out,
         rows=rows or None,
         history=history,
         suspects=suspects,
         is_corrupted=is_corrupted,
-        summary=summary,
+        summary=readable_summary(summary),
         title=title,
         top_k=top_k,
     )

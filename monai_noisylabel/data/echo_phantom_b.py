@@ -18,12 +18,15 @@ retuning.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
 
 from monai_noisylabel.utils import check_choice, check_int, param_error, stable_seed
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["make_echo_phantom_b", "corrupt_echo_phantom_b", "PHANTOM_B_KINDS"]
 
@@ -146,7 +149,7 @@ def _resize(label: np.ndarray, cls: int, radius: float, rng: np.random.Generator
     return _fill_removed(label, mask & ~new)
 
 
-def corrupt_echo_phantom_b(label: Any, kind: str, *, radius: int, rng: np.random.Generator) -> np.ndarray:
+def corrupt_echo_phantom_b(label: NdarrayOrTensor, kind: str, *, radius: int, rng: np.random.Generator) -> np.ndarray:
     """Corrupt one 2D label of :func:`make_echo_phantom_b` (or any 1/2/3-class echo label).
 
     Args:

@@ -8,20 +8,23 @@ scikit-learn's ``GaussianMixture`` with DivideMix's settings on min-max normaliz
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from monai_noisylabel.detection._checks import as_float_array
-from monai_noisylabel.utils import check_int, check_number, param_error
+from monai_noisylabel.utils import as_float_array, check_int, check_number, param_error
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["gmm_noisy_probability"]
 
 
 def gmm_noisy_probability(
-    losses: Any,
+    losses: NdarrayOrTensor | Sequence[float],
     *,
     random_state: int = 0,
     max_iter: int = 10,

@@ -30,13 +30,24 @@ the loss score (:func:`~monai_noisylabel.detection.combine_scores` does by defau
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.covariance import LedoitWolf, MinCovDet
 
-from monai_noisylabel.detection._checks import as_float_array, as_int_array, check_finite
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import (
+    as_float_array,
+    as_int_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_number,
+    param_error,
+)
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["volume_offsets", "offset_scores", "reference_offset_scores"]
 
@@ -44,8 +55,8 @@ _MAD_TO_STD = 1.4826
 
 
 def volume_offsets(
-    preds: Any,
-    labels: Any,
+    preds: NdarrayOrTensor,
+    labels: NdarrayOrTensor,
     *,
     num_classes: int | None = None,
     include_background: bool = False,
@@ -127,7 +138,11 @@ def _distances(x: np.ndarray, centre: np.ndarray, precision: np.ndarray) -> np.n
 
 
 def offset_scores(
-    offsets: Any, *, reference: Any = None, min_scale: float = 0.01, covariance: str = "full"
+    offsets: NdarrayOrTensor | Sequence[float],
+    *,
+    reference: NdarrayOrTensor | Sequence[float] | None = None,
+    min_scale: float = 0.01,
+    covariance: str = "full",
 ) -> np.ndarray:
     """Distance of each sample's offset vector from the offsets of a trusted clean reference set.
 
@@ -184,7 +199,9 @@ def offset_scores(
     return _distances(x, *_centre_and_precision(owner, ref, covariance, min_scale, robust=False))
 
 
-def reference_offset_scores(reference: Any, *, min_scale: float = 0.01, covariance: str = "full") -> np.ndarray:
+def reference_offset_scores(
+    reference: NdarrayOrTensor | Sequence[float], *, min_scale: float = 0.01, covariance: str = "full"
+) -> np.ndarray:
     """:func:`offset_scores` of every reference sample against the OTHER reference samples (leave-one-out).
 
     This is the reference distribution of the offset score: a training sample is scored against all

@@ -8,14 +8,24 @@ out-of-sample probabilities where possible: a network that memorized a wrong lab
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from scipy.special import softmax
 
-from monai_noisylabel.detection._checks import as_float_array, as_int_array, check_finite
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import (
+    as_float_array,
+    as_int_array,
+    check_choice,
+    check_finite,
+    check_int,
+    check_number,
+    param_error,
+)
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["pixel_label_quality", "image_label_quality"]
 
@@ -65,7 +75,9 @@ def _check_pixel_inputs(probs: Any, labels: Any, spatial_dims: int | None) -> tu
     return p, y, batched, np.float32 if is_float32 else np.float64
 
 
-def pixel_label_quality(probs: Any, labels: Any, *, spatial_dims: int | None = None) -> np.ndarray:
+def pixel_label_quality(
+    probs: NdarrayOrTensor, labels: NdarrayOrTensor, *, spatial_dims: int | None = None
+) -> np.ndarray:
     """Per-voxel self-confidence: the predicted probability of the class the label gives.
 
     Args:
@@ -94,7 +106,7 @@ def pixel_label_quality(probs: Any, labels: Any, *, spatial_dims: int | None = N
     return quality if batched else quality[0]
 
 
-def image_label_quality(quality: Any, *, method: str = "softmin", temperature: float = 0.1) -> np.ndarray:
+def image_label_quality(quality: NdarrayOrTensor, *, method: str = "softmin", temperature: float = 0.1) -> np.ndarray:
     """One label-quality value per image from its per-voxel quality (higher = label more likely right).
 
     Args:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import rankdata
@@ -17,9 +17,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.mixture import GaussianMixture
 
-from monai_noisylabel.detection._checks import as_float_array, as_int_array
 from monai_noisylabel.detection.reference import reference_excess
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.utils import as_float_array, as_int_array, check_choice, check_int, param_error
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = [
     "DEFAULT_COMBINED_SCORES",
@@ -40,7 +42,9 @@ __all__ = [
 DEFAULT_COMBINED_SCORES: tuple[str, ...] = ("loss", "offset")
 
 
-def separation_weight(values: Any, *, cap: float = 5.0, min_fraction: float = 0.02, random_state: int = 0) -> float:
+def separation_weight(
+    values: NdarrayOrTensor | Sequence[float], *, cap: float = 5.0, min_fraction: float = 0.02, random_state: int = 0
+) -> float:
     """How cleanly a score splits the samples into two groups: Ashman's D of a 2-Gaussian fit, squared.
 
     The finite values are min-max normalized and fitted with scikit-learn's ``GaussianMixture(2)``;
@@ -88,7 +92,10 @@ def _zscore(values: np.ndarray) -> np.ndarray:
 
 
 def normalize_scores(
-    scores: Any, *, method: str = "zscore", groups: Sequence[Hashable] | np.ndarray | None = None
+    scores: NdarrayOrTensor | Sequence[float],
+    *,
+    method: str = "zscore",
+    groups: Sequence[Hashable] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Normalize per-sample scores over the dataset or within groups.
 
@@ -352,7 +359,9 @@ def combine_with_reference(
     return combined, ref_combined, {k: float(v) for k, v in zip(names, w)}
 
 
-def detection_metrics(scores: Any, is_corrupted: Any, *, k: int | None = None) -> dict[str, float]:
+def detection_metrics(
+    scores: NdarrayOrTensor | Sequence[float], is_corrupted: NdarrayOrTensor | Sequence[bool], *, k: int | None = None
+) -> dict[str, float]:
     """How well a suspicion score finds the known corrupted labels.
 
     Uses scikit-learn's ``roc_auc_score`` and ``average_precision_score``. Precision and recall at

@@ -27,12 +27,15 @@ keep the wrong labels in the tail.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monai_noisylabel.detection._checks import as_float_array
-from monai_noisylabel.utils import check_number, param_error
+from monai_noisylabel.utils import as_float_array, check_number, param_error
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["conformal_pvalues", "reference_excess", "reference_flags"]
 
@@ -45,7 +48,9 @@ def _reference(owner: str, reference: Any) -> np.ndarray:
     return ref
 
 
-def conformal_pvalues(scores: Any, reference: Any) -> np.ndarray:
+def conformal_pvalues(
+    scores: NdarrayOrTensor | Sequence[float], reference: NdarrayOrTensor | Sequence[float]
+) -> np.ndarray:
     """Conformal p-value of each score against clean reference scores: ``(1 + #{ref >= s}) / (M + 1)``.
 
     Args:
@@ -71,7 +76,9 @@ def conformal_pvalues(scores: Any, reference: Any) -> np.ndarray:
     return np.where(np.isnan(s), np.nan, out)
 
 
-def reference_excess(scores: Any, reference: Any, *, level: float = 0.1) -> float:
+def reference_excess(
+    scores: NdarrayOrTensor | Sequence[float], reference: NdarrayOrTensor | Sequence[float], *, level: float = 0.1
+) -> float:
     """Estimated fraction of samples whose score lies beyond the clean reference: the excess of small p-values.
 
     ``(F(t) - t) / (1 - t)`` clipped to [0, 1], where ``F(t)`` is the fraction of the (non-NaN) training
@@ -112,7 +119,13 @@ def reference_excess(scores: Any, reference: Any, *, level: float = 0.1) -> floa
     return float(np.clip((np.mean(p <= t + 1e-12) - t) / (1.0 - t), 0.0, 1.0))
 
 
-def reference_flags(scores: Any, reference: Any, *, level: float = 0.1, fraction: float | None = None) -> np.ndarray:
+def reference_flags(
+    scores: NdarrayOrTensor | Sequence[float],
+    reference: NdarrayOrTensor | Sequence[float] | None,
+    *,
+    level: float = 0.1,
+    fraction: float | None = None,
+) -> np.ndarray:
     """Flag the ``round(reference_excess(scores, reference) * N)`` highest scores.
 
     Args:
@@ -136,6 +149,8 @@ def reference_flags(scores: Any, reference: Any, *, level: float = 0.1, fraction
     s = as_float_array("reference_flags", "scores", scores, ndim=1)
     ok = ~np.isnan(s)
     if fraction is None:
+        if reference is None:
+            raise param_error("reference_flags", "reference", "the reference scores when fraction is None", None)
         fraction = reference_excess(s, reference, level=level)
     fraction = check_number("reference_flags", "fraction", fraction, 0.0, 1.0)
     k = round(fraction * int(ok.sum()))

@@ -13,21 +13,25 @@ sample's window makes its score ``+inf``, which ranks it first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from monai_noisylabel.detection._checks import as_float_array, as_ids, check_stage_fractions
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.utils import as_float_array, as_ids, check_choice, check_int, check_stage_fractions, param_error
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["per_sample_loss", "sample_loss_scores", "SampleLossAccumulator"]
 
 _DEFAULT_WINDOW = (1.0 / 3.0, 1.0)
 
 
-def per_sample_loss(loss_fn: Callable[..., torch.Tensor], logits: torch.Tensor, labels: Any) -> torch.Tensor:
+def per_sample_loss(
+    loss_fn: Callable[..., torch.Tensor], logits: torch.Tensor, labels: NdarrayOrTensor
+) -> torch.Tensor:
     """Call ``loss_fn(logits, labels)`` and reduce its output to one loss per sample (differentiable).
 
     ``loss_fn`` must not reduce over the batch: e.g. MONAI ``DiceCELoss(reduction="none")`` style
@@ -74,7 +78,9 @@ def _window_rows(owner: str, num_epochs: int, window: Any) -> slice:
     return slice(lo, hi)
 
 
-def sample_loss_scores(losses: Any, *, window: tuple[float, float] | str = _DEFAULT_WINDOW) -> np.ndarray:
+def sample_loss_scores(
+    losses: NdarrayOrTensor | Sequence[float], *, window: tuple[float, float] | str = _DEFAULT_WINDOW
+) -> np.ndarray:
     """Mean per-sample loss over a window of epochs.
 
     Args:
@@ -162,7 +168,9 @@ class SampleLossAccumulator:
             self._ids.append(sample_id)
         return col
 
-    def update(self, ids: Any, losses: Any, epoch: int) -> None:
+    def update(
+        self, ids: Sequence[str | int] | NdarrayOrTensor, losses: NdarrayOrTensor | Sequence[float], epoch: int
+    ) -> None:
         """Record the losses of a batch measured at ``epoch``.
 
         Args:

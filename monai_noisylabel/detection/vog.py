@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from monai_noisylabel.detection._checks import as_float_array, as_ids
 from monai_noisylabel.detection.ranking import normalize_scores
 from monai_noisylabel.detection.sample_loss import per_sample_loss
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.utils import as_float_array, as_ids, check_choice, check_int, param_error
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["VOG_STAGES", "input_gradients", "VoGAccumulator", "vog_scores"]
 
@@ -68,8 +70,8 @@ def _given_label_logit_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.
 
 def input_gradients(
     model: torch.nn.Module,
-    images: Any,
-    labels: Any,
+    images: NdarrayOrTensor,
+    labels: NdarrayOrTensor,
     *,
     target: str = "logit",
     loss_fn: Callable[..., torch.Tensor] | None = None,
@@ -267,7 +269,7 @@ class VoGAccumulator:
                 self._ids.append(key)
         return np.array([self._index[k] for k in keys], dtype=np.int64)
 
-    def update(self, ids: Any, grads: Any, checkpoint: int) -> None:
+    def update(self, ids: Sequence[str | int] | NdarrayOrTensor, grads: NdarrayOrTensor, checkpoint: int) -> None:
         """Add the gradient maps of a batch taken at checkpoint ``checkpoint``.
 
         Args:
@@ -463,7 +465,7 @@ class VoGAccumulator:
 
 
 def vog_scores(
-    grads_over_checkpoints: Any,
+    grads_over_checkpoints: NdarrayOrTensor | Sequence[NdarrayOrTensor],
     *,
     stage: str = "all",
     normalize: str = "raw",

@@ -8,13 +8,16 @@ how large the consolidation is, and how irregular and thick the pleural line is.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
 
 from monai_noisylabel.data.synthetic import LUS_CLASSES
 from monai_noisylabel.utils import param_error
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = ["LUS_FEATURES", "lus_mask_features", "pool_features"]
 
@@ -35,7 +38,7 @@ LUS_FEATURES = (
 )
 
 
-def lus_mask_features(mask: Any, *, min_component: int = 4) -> dict[str, float]:
+def lus_mask_features(mask: NdarrayOrTensor, *, min_component: int = 4) -> dict[str, float]:
     """Features of one ``(H, W)`` label map with values 0 background, 1 pleural line, 2 A-line, 3 B-line, 4 consolidation.
 
     Image rows are depth, columns lateral position. Areas and coverages are fractions of the frame (so the

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 from monai_noisylabel.handlers.label_quality_report import LabelQualityReportHandler
 from monai_noisylabel.handlers.label_refurbish import LabelRefurbishHandler, PseudoLabelWeightedLoss
-from monai_noisylabel.handlers.label_scores import (
+from monai_noisylabel.handlers.non_finite_loss import NON_FINITE_LOSS_ACTIONS, NonFiniteLossHandler
+from monai_noisylabel.handlers.sample_loss import SampleLossHandler
+from monai_noisylabel.handlers.schedule import EpochSchedule
+from monai_noisylabel.handlers.variance_of_gradients import VarianceOfGradientsHandler
+from monai_noisylabel.label_scores import (
     LABEL_SCORES_COLUMNS,
     LABEL_SCORES_FILENAME,
     SCORE_COLUMNS,
     read_label_scores,
     write_label_scores,
 )
-from monai_noisylabel.handlers.non_finite_loss import NON_FINITE_LOSS_ACTIONS, NonFiniteLossHandler
-from monai_noisylabel.handlers.sample_loss import SampleLossHandler
-from monai_noisylabel.handlers.variance_of_gradients import VarianceOfGradientsHandler
 
 __all__ = [
+    "EpochSchedule",
     "LABEL_SCORES_COLUMNS",
     "LABEL_SCORES_FILENAME",
     "SCORE_COLUMNS",

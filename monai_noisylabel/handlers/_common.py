@@ -20,8 +20,11 @@ import torch.distributed as dist
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.detection import combine_scores, combine_with_reference, reference_excess, reference_flags
-from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, SCORE_COLUMNS, write_label_scores
-from monai_noisylabel.utils import param_error
+from monai_noisylabel.label_scores import LABEL_SCORES_FILENAME, SCORE_COLUMNS, write_label_scores
+from monai_noisylabel.utils import as_plain_tensor, is_main_process, param_error, unwrap_network
+
+#: the name ``label_refurbish.py`` calls the shared converter by
+plain_tensor = as_plain_tensor
 
 __all__: list[str] = []
 
@@ -112,20 +115,7 @@ def batch_size_of(batch: Any, image_key: str, owner: str) -> int:
     return int(image.shape[0])
 
 
-def plain_tensor(value: Any, device: torch.device | str | None) -> torch.Tensor:
-    """``value`` as a plain ``torch.Tensor`` (no MetaTensor overhead) on ``device``; no copy when already there."""
-    t = value.as_tensor() if hasattr(value, "as_tensor") else torch.as_tensor(value)
-    return t.to(device=device, non_blocking=True) if device is not None else t
-
-
 # ------------------------------------------------------------------------------------------------ engines
-
-
-def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
-    """The module inside ``DataParallel``/``DistributedDataParallel`` (eval passes must not trigger DDP hooks)."""
-    if isinstance(network, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
-        return network.module
-    return network
 
 
 def engine_network(engine: Any, owner: str) -> torch.nn.Module:
@@ -179,10 +169,6 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def is_main_process() -> bool:
-    return world()[0] == 0
 
 
 def gather_objects(obj: Any) -> list[Any]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.handlers import _common as C
-from monai_noisylabel.handlers.label_scores import SCORE_COLUMNS
+from monai_noisylabel.label_scores import SCORE_COLUMNS
 from monai_noisylabel.utils import check_choice, check_number, check_probability, param_error
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")

@@ -24,6 +24,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.detection import per_sample_loss
 from monai_noisylabel.handlers import _common as C
+from monai_noisylabel.handlers.schedule import EpochSchedule
 from monai_noisylabel.refurbish import (
     REFURBISHED_KEY,
     SPLIT_SOURCES,
@@ -53,14 +54,6 @@ _OWNER = "LabelRefurbishHandler"
 
 MODES = ("hard", "lcm", "select")
 """``hard``: pseudo-labels in the store; ``lcm``: self-cleansing soft targets; ``select``: small-loss selection."""
-
-
-def _check_epochs(value: Any) -> list[int] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise param_error(_OWNER, "epochs", "None or a list of epochs (ints >= 1)", value)
-    return sorted({check_int(_OWNER, "epochs", e, 1) for e in value})
 
 
 def _check_flags(value: Any) -> Callable[[Any], Iterable[Any]] | frozenset[str] | None:
@@ -236,9 +229,7 @@ class LabelRefurbishHandler:
         self.probe_loader = probe_loader
         self.store = store
         self.flags = _check_flags(flags)
-        self.warmup = check_int(_OWNER, "warmup", warmup, 0)
-        self.every = check_int(_OWNER, "every", every, 1)
-        self.epochs = _check_epochs(epochs)
+        self.schedule = EpochSchedule.checked(_OWNER, warmup, every, epochs)
         self.teacher = teacher
         self.delta = check_number(_OWNER, "delta", delta, 0.0, 1.0)
         self.below = check_choice(_OWNER, "below", below, ("keep", "ignore"))
@@ -282,12 +273,7 @@ class LabelRefurbishHandler:
         engine.add_event_handler(Events.ITERATION_STARTED, self._set_batch_weights)
         if self.teacher is not None:
             engine.add_event_handler(Events.ITERATION_COMPLETED, self._update_teacher)
-        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self._selected)), self)
-
-    def _selected(self, epoch: int) -> bool:
-        if self.epochs is not None:
-            return epoch in self.epochs
-        return epoch > self.warmup and epoch % self.every == 0
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self.schedule)), self)
 
     def _update_teacher(self, engine: Engine) -> None:
         assert self.teacher is not None

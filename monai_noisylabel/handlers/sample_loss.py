@@ -8,7 +8,7 @@ A thin ignite adapter over :class:`~monai_noisylabel.detection.SampleLossAccumul
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +24,9 @@ from monai_noisylabel.detection import (
     reference_offset_scores,
     volume_offsets,
 )
-from monai_noisylabel.detection._checks import check_stage_fractions
 from monai_noisylabel.handlers import _common as C
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.handlers.schedule import EpochSchedule
+from monai_noisylabel.utils import as_plain_tensor, check_choice, check_int, check_stage_fractions, param_error
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -82,7 +82,9 @@ class SampleLossHandler:
         loss_fn: a per-sample loss, ``loss_fn(logits, labels)`` returning ``(B, ...)`` (``reduction="none"``;
             every non-batch dimension is averaged, :func:`~monai_noisylabel.detection.per_sample_loss`).
         warmup: no pass during the first ``warmup`` epochs.
-        every: a pass after epochs ``e > warmup`` with ``e % every == 0``.
+        every: a pass after epochs ``e > warmup`` with ``e % every == 0`` (ignored with ``epochs``).
+        epochs: explicit (1-based) epochs after which to pass (``[]``: never), or ``None`` for ``warmup``/``every``
+            (:mod:`~monai_noisylabel.handlers.schedule`).
         window: ``(start, end)`` fractions of the recorded epochs, or ``"last"``.
         gmm: publish ``gmm_noisy_prob`` (default True).
         gmm_random_state: seed of the GMM initialization.
@@ -117,6 +119,7 @@ class SampleLossHandler:
         loss_fn: Callable[..., torch.Tensor],
         warmup: int = 0,
         every: int = 1,
+        epochs: Sequence[int] | None = None,
         window: tuple[float, float] | str = (1.0 / 3.0, 1.0),
         gmm: bool = True,
         gmm_random_state: int = 0,
@@ -135,8 +138,7 @@ class SampleLossHandler:
             raise param_error(_OWNER, "loss_fn", "a per-sample loss callable (reduction='none')", loss_fn)
         self.probe_loader = probe_loader
         self.loss_fn = loss_fn
-        self.warmup = check_int(_OWNER, "warmup", warmup, 0)
-        self.every = check_int(_OWNER, "every", every, 1)
+        self.schedule = EpochSchedule.checked(_OWNER, warmup, every, epochs)
         if isinstance(window, str):
             check_choice(_OWNER, "window", window, ("last",))
         else:
@@ -161,18 +163,15 @@ class SampleLossHandler:
         """Register the handler's events on ``engine`` (a MONAI ``SupervisedTrainer``)."""
         C.set_logger(self, engine)
         C.check_network_at_start(engine, _OWNER)
-        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self._selected)), self)
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self.schedule)), self)
         engine.add_event_handler(Events.COMPLETED, self._publish)
-
-    def _selected(self, epoch: int) -> bool:
-        return epoch > self.warmup and epoch % self.every == 0
 
     # ----------------------------------------------------------------------------------------- passes
 
     def _forward(self, net: torch.nn.Module, batch: Any, device: Any) -> tuple[int, torch.Tensor, torch.Tensor]:
         size = C.batch_size_of(batch, self.image_key, _OWNER)
-        x = C.plain_tensor(batch[self.image_key], device)
-        y = C.plain_tensor(batch[self.label_key], device)
+        x = as_plain_tensor(batch[self.image_key], device)
+        y = as_plain_tensor(batch[self.label_key], device)
         return size, net(x), y
 
     def _offsets_of(self, logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:

@@ -42,7 +42,8 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.detection import VOG_STAGES, VoGAccumulator, input_gradients
 from monai_noisylabel.handlers import _common as C
-from monai_noisylabel.utils import check_choice, check_int, param_error
+from monai_noisylabel.handlers.schedule import EpochSchedule
+from monai_noisylabel.utils import as_plain_tensor, check_choice, check_int, param_error
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
@@ -58,20 +59,22 @@ _NORMALIZE = ("raw", "zscore", "abs_zscore", "group_zscore")
 _SLOTS = 3
 
 
-def _check_epochs(value: Any) -> int | list[int] | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return check_int(_OWNER, "epochs", value, 1)
-    expected = "None (every epoch), an int n (every n-th epoch) or a sequence of distinct epoch numbers >= 1"
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise param_error(_OWNER, "epochs", expected, value)
-    out = list(value)
-    if not out or any(isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1 for e in out):
-        raise param_error(_OWNER, "epochs", expected, value)
-    if len(set(out)) != len(out):
-        raise param_error(_OWNER, "epochs", expected, value)
-    return sorted(int(e) for e in out)
+def _schedule_of(warmup: Any, every: Any, epochs: Any) -> tuple[EpochSchedule, str]:
+    """The handler's schedule and the name of its period argument (``every``, or the deprecated ``epochs=n``,
+    which still means every n-th epoch and warns)."""
+    every_name = "every"
+    if isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool):
+        every = check_int(_OWNER, "epochs", epochs, 1)
+        warnings.warn(
+            f"{_OWNER}(epochs={every}) meaning every {every}-th epoch is deprecated; pass every={every} instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        epochs, every_name = None, "epochs"
+    schedule = EpochSchedule.checked(_OWNER, warmup, every, epochs)
+    if schedule.epochs == ():
+        raise param_error(_OWNER, "epochs", "None or a non-empty list of epochs (VoG needs checkpoints)", [])
+    return schedule, every_name
 
 
 def per_sample_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -127,8 +130,11 @@ class VarianceOfGradientsHandler:
     Args:
         probe_loader: checkpoint mode: a loader of dict batches with the training images and given labels,
             without augmentation; must be ``None`` in online mode.
-        epochs: when to take a checkpoint: ``None`` every epoch, an int ``n`` every ``n``-th epoch, or a
-            sequence of (1-based) epoch numbers. The number ``K`` of scheduled checkpoints defines the stages.
+        warmup: no checkpoint during the first ``warmup`` epochs.
+        every: a checkpoint after epochs ``e > warmup`` with ``e % every == 0`` (ignored with ``epochs``).
+        epochs: explicit (1-based) checkpoint epochs, or ``None`` for ``warmup``/``every``
+            (:mod:`~monai_noisylabel.handlers.schedule`). The number ``K`` of scheduled checkpoints defines
+            the stages. The old ``epochs=n`` still means every ``n``-th epoch, with a ``DeprecationWarning``.
         target: ``"loss"`` (default; in the reference experiment of the issue it ranked corrupted labels
             far better than the paper's ``"logit"``) or ``"logit"`` (sum of the given label's logits).
         loss_fn: checkpoint mode with ``target="loss"``: a per-sample loss (``reduction="none"``, see
@@ -168,7 +174,9 @@ class VarianceOfGradientsHandler:
         self,
         probe_loader: Iterable[Any] | None = None,
         *,
-        epochs: int | Sequence[int] | None = None,
+        warmup: int = 0,
+        every: int = 1,
+        epochs: Sequence[int] | None = None,
         target: str = "loss",
         loss_fn: Callable[..., torch.Tensor] | None = None,
         mode: str = "checkpoint",
@@ -196,7 +204,7 @@ class VarianceOfGradientsHandler:
             if loss_fn is not None:
                 raise param_error(_OWNER, "loss_fn", "None when mode='online' (the training loss is used)", loss_fn)
         self.probe_loader = probe_loader
-        self.epochs = _check_epochs(epochs)
+        self.schedule, self._every_name = _schedule_of(warmup, every, epochs)
         self.loss_fn = loss_fn
         self.image_key, self.label_key, self.id_key = image_key, label_key, id_key
         self.pool = None if pool is None else check_int(_OWNER, "pool", pool, 1)
@@ -244,15 +252,15 @@ class VarianceOfGradientsHandler:
 
     def _resolve_schedule(self, engine: Engine) -> list[int]:
         if self._schedule is None:
-            if isinstance(self.epochs, list):
-                schedule = self.epochs
+            if self.schedule.epochs is not None:
+                schedule = list(self.schedule.epochs)
             else:
                 max_epochs = engine.state.max_epochs
                 if max_epochs is None:
                     raise param_error(_OWNER, "epochs", "a list of epochs when the engine has no max_epochs", None)
-                schedule = list(range(self.epochs or 1, int(max_epochs) + 1, self.epochs or 1))
+                schedule = self.schedule.until(int(max_epochs))
                 if not schedule:
-                    raise param_error(_OWNER, "epochs", f"at most max_epochs={max_epochs}", self.epochs)
+                    raise param_error(_OWNER, self._every_name, f"at most max_epochs={max_epochs}", self.schedule.every)
             if self._loaded_schedule is not None and self._loaded_schedule != schedule:
                 raise param_error(
                     _OWNER,
@@ -285,8 +293,8 @@ class VarianceOfGradientsHandler:
             size = C.batch_size_of(batch, self.image_key, _OWNER)
             ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
             self._remember_paths(batch, ids, size)
-            x = C.plain_tensor(batch[self.image_key], device)
-            y = C.plain_tensor(batch[self.label_key], device)
+            x = as_plain_tensor(batch[self.image_key], device)
+            y = as_plain_tensor(batch[self.label_key], device)
             self._buffer.update(ids, input_gradients(net, x, y, target=self.target, loss_fn=loss_fn), checkpoint=0)
 
     def _wrap_prepare_batch(self, engine: Engine, original: Callable[..., Any]) -> Callable[..., Any]:

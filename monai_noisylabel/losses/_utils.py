@@ -12,17 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from monai.data import MetaTensor
 from monai.networks import one_hot
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
-from monai_noisylabel.utils import check_choice, check_number, param_error
+from monai_noisylabel.utils import as_plain_tensor, check_choice, check_number, param_error
 
 __all__ = [
     "VoxelLoss",
     "as_float_sequence",
-    "as_plain_tensor",
     "check_activation",
     "check_ignore_index",
     "check_probabilities",
@@ -65,15 +63,6 @@ def check_ignore_index(owner: str, ignore_index: Any, to_onehot_y: bool) -> int 
             ignore_index,
         )
     return int(value) if float(value).is_integer() else value
-
-
-def as_plain_tensor(value: Any) -> torch.Tensor:
-    """A plain ``torch.Tensor`` view (MetaTensor metadata dropped, autograd graph kept)."""
-    if isinstance(value, MetaTensor):
-        return value.as_tensor()
-    if isinstance(value, torch.Tensor):
-        return value
-    return torch.as_tensor(value)
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -34,7 +34,6 @@ from torch.autograd.function import once_differentiable
 
 from monai_noisylabel.losses._utils import (
     VoxelLoss,
-    as_plain_tensor,
     check_activation,
     check_ignore_index,
     check_probabilities,
@@ -44,7 +43,7 @@ from monai_noisylabel.losses._utils import (
     prepare_target,
     slice_channels,
 )
-from monai_noisylabel.utils import check_choice, check_number, param_error
+from monai_noisylabel.utils import as_plain_tensor, check_choice, check_number, param_error
 
 __all__ = [
     "NormalizedCrossEntropyLoss",

@@ -19,7 +19,6 @@ from monai.utils import LossReduction
 from monai_noisylabel.losses._utils import (
     VoxelLoss,
     as_float_sequence,
-    as_plain_tensor,
     check_ignore_index,
     check_voxel_map,
     combine_valid,
@@ -27,7 +26,7 @@ from monai_noisylabel.losses._utils import (
     prepare_target,
     slice_channels,
 )
-from monai_noisylabel.utils import check_number, param_error
+from monai_noisylabel.utils import as_plain_tensor, check_number, param_error
 
 __all__ = ["ThresholdBinarizedBCELoss"]
 

@@ -37,7 +37,7 @@ from monai_noisylabel.detection import (
     pixel_label_quality,
     volume_offsets,
 )
-from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, read_label_scores
+from monai_noisylabel.label_scores import LABEL_SCORES_FILENAME, read_label_scores
 from monai_noisylabel.utils import param_error
 
 __all__ = [

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from monai_noisylabel.utils import param_error
+from monai_noisylabel.utils import as_plain_tensor, param_error
 
 __all__ = ["Shape", "Raw", "as_tensor_input", "check_prob_range"]
 
@@ -28,12 +27,7 @@ class Raw(str):
 
 def as_tensor_input(owner: str, name: str, value: Any) -> torch.Tensor:
     """``value`` as a plain torch tensor (shares memory where possible) or raise a parameter error."""
-    if isinstance(value, torch.Tensor):
-        return value.as_tensor() if hasattr(value, "as_tensor") else value
-    if isinstance(value, np.ndarray):
-        if value.dtype == np.bool_ or np.issubdtype(value.dtype, np.number):
-            return torch.from_numpy(np.ascontiguousarray(value))
-    raise param_error(owner, name, "a numeric torch.Tensor or numpy.ndarray", type(value).__name__)
+    return as_plain_tensor(value, owner=owner, name=name)
 
 
 def check_prob_range(owner: str, name: str, values: torch.Tensor, tol: float = 1e-4) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import check_choice, check_int, check_number, param_error, unwrap_network
 
 __all__ = ["ema_decay", "EMATeacher", "predict_probabilities"]
 
@@ -30,18 +30,6 @@ def ema_decay(step: int, decay: float = 0.99) -> float:
     step = check_int("ema_decay", "step", step, 0)
     decay = check_number("ema_decay", "decay", decay, 0.0, 1.0)
     return min(1.0 - 1.0 / (step + 1), decay)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The wrapped module of DataParallel / DistributedDataParallel / ``torch.compile``, else ``model``."""
-    for _ in range(4):
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
-            model = model._orig_mod  # type: ignore[assignment]
-        else:
-            break
-    return model
 
 
 class EMATeacher:
@@ -72,7 +60,7 @@ class EMATeacher:
         if not isinstance(model, nn.Module):
             raise param_error("EMATeacher", "model", "a torch.nn.Module", type(model).__name__)
         self.decay = check_number("EMATeacher", "decay", decay, 0.0, 1.0)
-        self.module: nn.Module = copy.deepcopy(_unwrap(model))
+        self.module: nn.Module = copy.deepcopy(unwrap_network(model))
         self.module.eval()
         for param in self.module.parameters():
             param.requires_grad_(False)
@@ -81,7 +69,7 @@ class EMATeacher:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Move the teacher towards ``model`` by one EMA step and copy its buffers."""
-        student = _unwrap(model)
+        student = unwrap_network(model)
         a = ema_decay(self.step, self.decay)
         t_params = dict(self.module.named_parameters())
         s_params = dict(student.named_parameters())

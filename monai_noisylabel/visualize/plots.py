@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monai_noisylabel.utils import atomic_write_bytes, check_int, param_error
+from monai_noisylabel.label_scores import RANKED_COLUMNS, check_score_rows, finite_scores, score_value
+from monai_noisylabel.utils import as_numpy, atomic_write_bytes, check_int, check_mapping, param_error
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SCORE_COLUMNS", "plot_score_histograms", "plot_training_curves", "plot_suspects"]
 
 #: the ``label_scores.csv`` columns that :func:`plot_score_histograms` draws by default.
-DEFAULT_SCORE_COLUMNS: tuple[str, ...] = ("vog", "loss", "gmm_noisy_prob", "offset", "combined")
+DEFAULT_SCORE_COLUMNS: tuple[str, ...] = RANKED_COLUMNS
 _DPI = 100
 _GROUP_COLORS = {"clean": "tab:blue", "corrupted": "tab:red", "unknown": "tab:gray", "all": "tab:blue"}
 
@@ -49,66 +50,7 @@ def _save_png(fig: Figure, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _check_rows(owner: str, rows: Any) -> list[Mapping[str, Any]]:
-    """``rows`` as a list of row dicts that each have an ``id`` (the form :func:`read_label_scores` returns)."""
-    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
-        raise param_error(owner, "rows", "a sequence of row dicts (as read_label_scores returns)", type(rows).__name__)
-    for row in rows:
-        if not isinstance(row, Mapping) or row.get("id") in (None, ""):
-            raise param_error(owner, "rows", "row dicts that each have an 'id'", row)
-    return list(rows)
-
-
-def _score(owner: str, row: Mapping[str, Any], column: str) -> float | None:
-    """The float in ``row[column]``; ``None`` for a missing or empty cell (NaN and inf are kept)."""
-    value = row.get(column)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise param_error(owner, "rows", f"rows whose {column!r} is a number or empty", value) from None
-
-
-def _rank_key(row: Mapping[str, Any]) -> tuple[int, float, str]:
-    """Most suspicious ``combined`` first, unscored rows last, ties by id."""
-    c = _score("rank", row, "combined")
-    if c is None or math.isnan(c):
-        return (1, 0.0, str(row["id"]))
-    return (0, -c, str(row["id"]))
-
-
-def _check_mapping(owner: str, name: str, value: Any) -> Mapping[str, Any] | None:
-    if value is not None and not isinstance(value, Mapping):
-        raise param_error(owner, name, "a mapping or None", type(value).__name__)
-    return value
-
-
-def _to_numpy(owner: str, name: str, value: Any) -> np.ndarray:
-    """numpy arrays, torch tensors (MetaTensor too) and nested lists as a numpy array."""
-    from monai.utils import convert_to_numpy
-
-    try:
-        return np.asarray(convert_to_numpy(value))
-    except (TypeError, ValueError) as e:
-        raise param_error(owner, name, "an array or tensor", type(value).__name__) from e
-
-
 # ------------------------------------------------------------------------------------ score histograms
-def _finite_values(rows: Sequence[Mapping[str, Any]], column: str) -> tuple[list[float], int]:
-    """The finite values of ``column`` and how many non-finite ones were dropped."""
-    finite, dropped = [], 0
-    for row in rows:
-        v = _score("plot_score_histograms", row, column)
-        if v is None:
-            continue
-        if math.isfinite(v):
-            finite.append(v)
-        else:
-            dropped += 1
-    return finite, dropped
-
-
 def plot_score_histograms(
     rows: Sequence[Mapping[str, Any]],
     path: str | os.PathLike,
@@ -143,11 +85,11 @@ def plot_score_histograms(
         True
     """
     owner = "plot_score_histograms"
-    rows = _check_rows(owner, rows)
+    rows = check_score_rows(owner, rows)
     if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
         raise param_error(owner, "columns", "a non-empty sequence of column names", columns)
-    is_corrupted = _check_mapping(owner, "is_corrupted", is_corrupted)
-    present = [(c, *_finite_values(rows, str(c))) for c in columns]
+    is_corrupted = check_mapping(owner, "is_corrupted", is_corrupted)
+    present = [(c, *finite_scores(rows, str(c), owner)) for c in columns]
     present = [p for p in present if p[1]]
     if not present:
         raise param_error(owner, "rows", f"rows with at least one finite value in {list(columns)}", f"{len(rows)} rows")
@@ -163,7 +105,7 @@ def plot_score_histograms(
         edges = np.histogram_bin_edges(values, bins=min(30, max(5, int(math.sqrt(len(values))) + 1)))
         groups: dict[str, list[float]] = {}
         for row in rows:
-            v = _score(owner, row, column)
+            v = score_value(row, column, owner)
             if v is not None and math.isfinite(v):
                 groups.setdefault(group(row), []).append(v)
         for name in ("clean", "corrupted", "unknown", "all"):
@@ -193,7 +135,7 @@ def _series(owner: str, name: str, values: Any) -> tuple[np.ndarray, np.ndarray]
     if isinstance(values, (str, bytes)):
         raise param_error(owner, where, "a sequence of numbers or of (epoch, value) pairs", values)
     try:
-        arr = np.asarray(_to_numpy(owner, where, values), dtype=float)
+        arr = np.asarray(as_numpy(owner, where, values), dtype=float)
     except (TypeError, ValueError):
         raise param_error(owner, where, "a sequence of numbers or of (epoch, value) pairs", values) from None
     if arr.ndim == 1:
@@ -280,8 +222,8 @@ def _prepare(owner: str, index: int, suspect: Any, keys: Sequence[str]) -> dict[
     for key in ("image", "label"):
         if suspect.get(key) is None:
             raise param_error(owner, f"suspects[{key!r}]", f"an array (sample {sid!r})", None)
-    label = _spatial(_to_numpy(owner, "suspects['label']", suspect["label"]))
-    image = _spatial(_to_numpy(owner, "suspects['image']", suspect["image"]))
+    label = _spatial(as_numpy(owner, "suspects['label']", suspect["label"]))
+    image = _spatial(as_numpy(owner, "suspects['image']", suspect["image"]))
     if image.ndim == label.ndim + 1 and image.shape[1:] == label.shape:
         image = image[0]  # multi-channel image: show its first channel
     if image.ndim not in (2, 3):
@@ -290,7 +232,7 @@ def _prepare(owner: str, index: int, suspect: Any, keys: Sequence[str]) -> dict[
     for key in keys:
         if suspect.get(key) is None:
             continue
-        arr = label if key == "label" else _spatial(_to_numpy(owner, f"suspects[{key!r}]", suspect[key]))
+        arr = label if key == "label" else _spatial(as_numpy(owner, f"suspects[{key!r}]", suspect[key]))
         if arr.shape != image.shape:
             raise param_error(
                 owner, f"suspects[{key!r}]", f"an array of the image's shape {image.shape} (sample {sid!r})", arr.shape

@@ -15,16 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from monai_noisylabel.handlers.label_scores import LABEL_SCORES_FILENAME, SCORE_COLUMNS, read_label_scores
-from monai_noisylabel.utils import atomic_write_text, check_int, param_error
+from monai_noisylabel.label_scores import (
+    LABEL_SCORES_FILENAME,
+    RANKED_COLUMNS,
+    check_score_rows,
+    finite_scores,
+    rank_key,
+    read_label_scores,
+    score_value,
+)
+from monai_noisylabel.utils import as_numpy, atomic_write_text, check_int, check_mapping, param_error
 from monai_noisylabel.visualize.plots import (
     DEFAULT_SCORE_COLUMNS,
-    _check_mapping,
-    _check_rows,
-    _finite_values,
-    _rank_key,
-    _score,
-    _to_numpy,
     plot_score_histograms,
     plot_suspects,
     plot_training_curves,
@@ -59,7 +61,7 @@ def _load_file(owner: str, row: Mapping[str, Any], key: str, load: Callable[[Any
     path = Path(str(value))
     if not path.is_file():
         raise param_error(owner, "rows", f"rows whose {key!r} file exists (sample {sid!r})", str(path))
-    return _to_numpy(owner, key, load(str(path)))
+    return as_numpy(owner, key, load(str(path)))
 
 
 def suspects_from_scores(
@@ -102,7 +104,7 @@ def suspects_from_scores(
         ('b', (8, 8))
     """
     owner = "suspects_from_scores"
-    rows = _check_rows(owner, rows)
+    rows = check_score_rows(owner, rows)
     top_k = check_int(owner, "top_k", top_k, minimum=0)
     if loader is None:
         from monai.transforms import LoadImage
@@ -111,12 +113,12 @@ def suspects_from_scores(
     elif not callable(loader):
         raise param_error(owner, "loader", "a callable from a path to an array, or None", loader)
     out = []
-    for row in sorted(rows, key=_rank_key)[:top_k]:
+    for row in sorted(rows, key=rank_key)[:top_k]:
         suspect: dict[str, Any] = {
             "id": str(row["id"]),
             "image": _load_file(owner, row, image_key, loader),
             "label": _load_file(owner, row, label_key, loader),
-            "score": _score(owner, row, "combined"),
+            "score": score_value(row, "combined", owner),
             "flagged": bool(row.get("flagged")),
         }
         refurbished = row.get("refurbished_label")
@@ -159,14 +161,14 @@ def _table(header: Sequence[str], body: Sequence[Sequence[Any]], row_classes: Se
 
 def _top_table(rows: Sequence[Mapping[str, Any]], top_k: int, is_corrupted: Mapping[str, Any] | None) -> str:
     owner = "write_report"
-    top = sorted(rows, key=_rank_key)[:top_k]
-    scores = [c for c in (*SCORE_COLUMNS, "combined") if any(_score(owner, r, c) is not None for r in rows)]
+    top = sorted(rows, key=rank_key)[:top_k]
+    scores = [c for c in RANKED_COLUMNS if any(score_value(r, c, owner) is not None for r in rows)]
     header = ["rank", "id", *scores, "flagged", "refurbished_label"]
     if is_corrupted is not None:
         header.append("corrupted")
     body, classes = [], []
     for rank, row in enumerate(top, start=1):
-        cells: list[Any] = [rank, str(row["id"]), *(_score(owner, row, c) for c in scores)]
+        cells: list[Any] = [rank, str(row["id"]), *(score_value(row, c, owner) for c in scores)]
         cells += [bool(row.get("flagged")), row.get("refurbished_label") or ""]
         corrupted = None
         if is_corrupted is not None:
@@ -249,11 +251,11 @@ def write_report(
     out = Path(output_dir)
     if rows is None and (out / LABEL_SCORES_FILENAME).is_file():
         rows = read_label_scores(out / LABEL_SCORES_FILENAME)
-    rows = _check_rows(owner, rows) if rows is not None else None
+    rows = check_score_rows(owner, rows) if rows is not None else None
     top_k = check_int(owner, "top_k", top_k, minimum=1)
-    is_corrupted = _check_mapping(owner, "is_corrupted", is_corrupted)
-    summary = _check_mapping(owner, "summary", summary)
-    history = _check_mapping(owner, "history", history)
+    is_corrupted = check_mapping(owner, "is_corrupted", is_corrupted)
+    summary = check_mapping(owner, "summary", summary)
+    history = check_mapping(owner, "history", history)
     if suspects is not None and (isinstance(suspects, (str, bytes, Mapping)) or not isinstance(suspects, Sequence)):
         raise param_error(owner, "suspects", "a sequence of suspect dicts or None", type(suspects).__name__)
     if not isinstance(title, str):
@@ -265,7 +267,7 @@ def write_report(
     sections: list[tuple[str, str]] = []
     if summary:
         sections.append(("Summary", _table(["metric", "value"], [[str(k), v] for k, v in summary.items()])))
-    if rows and any(_finite_values(rows, c)[0] for c in DEFAULT_SCORE_COLUMNS):
+    if rows and any(finite_scores(rows, c, owner)[0] for c in DEFAULT_SCORE_COLUMNS):
         plot_score_histograms(rows, report / "score_histograms.png", is_corrupted=is_corrupted)
         written.add("score_histograms.png")
         sections.append(("Score distributions", _img("score_histograms.png", "histograms of the label scores")))

@@ -15,7 +15,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_testlib import bundle_paths, bundle_workflow
+from bundle_testlib import (
+    bundle_paths,
+    bundle_workflow,
+    run_inference,
+    run_torchrun_two_cpu,
+    scores_of_every_training_sample,
+)
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
@@ -177,17 +183,7 @@ def test_inference_keeps_the_input_geometry(trained, tmp_path):
     for i in range(2):  # another native size than the network's: the mask must come back in the input's grid
         case = make_echo_case(5, i, size=(40, 48))
         save_nifti(case["image"], images / f"new{i}.nii.gz", np.diag([0.4, 0.3, 1.0, 1.0]))
-    wf = _workflow(
-        ["inference.json"],
-        "infer",
-        **TINY_INFER,
-        bundle_root=str(BUNDLE),
-        dataset_dir=str(images),
-        output_dir=str(tmp_path / "pred"),
-        ckpt_dir=str(tmp / "models"),
-    )
-    wf.run()
-    wf.finalize()
+    run_inference(BUNDLE, images, tmp_path / "pred", tmp / "models", **TINY_INFER)
     for i in range(2):
         pred = nib.load(tmp_path / "pred" / f"new{i}_seg.nii.gz")
         src = nib.load(images / f"new{i}.nii.gz")
@@ -333,18 +329,8 @@ def test_non_dataset_folder_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    files = [str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")]
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533"]
-    args += ["-m", "monai.bundle", "run", "--config_file", json.dumps(files)]
-    args += ["--logging_file", str(CONFIGS / "logging.conf")]
-    for k, v in {**TINY, **_paths(tmp_path), "max_epochs": 2, "dist_backend": "gloo"}.items():
-        args += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    rows = read_label_scores(tmp_path / "out" / "label_scores.csv")
-    data = json.loads((tmp_path / "out" / "noisy_labels" / "datalist.json").read_text())
-    assert sorted(r["id"] for r in rows) == sorted(e["id"] for e in data["training"])  # gathered from both ranks
+    run_torchrun_two_cpu(BUNDLE, tmp_path, 29533, **{**TINY, **_paths(tmp_path), "max_epochs": 2})
+    rows = scores_of_every_training_sample(tmp_path / "out", tmp_path / "out" / "noisy_labels" / "datalist.json")
     assert all(r["loss"] is not None and r["vog"] is not None for r in rows)
     assert (tmp_path / "models" / "model.pt").is_file() and (tmp_path / "out" / "report" / "index.html").is_file()
 

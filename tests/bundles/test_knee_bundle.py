@@ -15,7 +15,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_testlib import bundle_paths, bundle_workflow
+from bundle_testlib import (
+    bundle_paths,
+    bundle_workflow,
+    run_inference,
+    run_torchrun_two_cpu,
+    scores_of_every_training_sample,
+)
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
 from monai_noisylabel.bundle.knee_eval import CSV_COLUMNS
@@ -155,17 +161,7 @@ def test_inference_keeps_the_input_geometry(trained, tmp_path):
     affine = np.diag([0.6, 0.5, 0.9, 1.0])
     affine[:3, 3] = [5.0, -3.0, 2.0]
     save_nifti(make_knee_case(3, 0, size=(28, 36, 20))["image"], images / "knee_new.nii.gz", affine)
-    wf = _workflow(
-        ["inference.json"],
-        "infer",
-        **TINY_INFER,
-        bundle_root=str(BUNDLE),
-        dataset_dir=str(images),
-        output_dir=str(tmp_path / "pred"),
-        ckpt_dir=str(tmp / "models"),
-    )
-    wf.run()
-    wf.finalize()
+    run_inference(BUNDLE, images, tmp_path / "pred", tmp / "models", **TINY_INFER)
     pred = nib.load(tmp_path / "pred" / "knee_new_seg.nii.gz")
     assert pred.shape[:3] == (28, 36, 20) and np.allclose(pred.affine, affine)
     assert set(np.unique(np.asarray(pred.dataobj))) <= {0, 1}
@@ -277,19 +273,9 @@ def test_knee_compare_command(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    files = [str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")]
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29541"]
-    args += ["-m", "monai.bundle", "run", "--config_file", json.dumps(files)]
-    args += ["--logging_file", str(CONFIGS / "logging.conf")]
     # 14 knees: 2 validation cases, one per rank (MONAI's DistributedSampler needs one per rank)
-    for k, v in {**TINY, **_paths(tmp_path), "num_synthetic": 14, "max_epochs": 1, "dist_backend": "gloo"}.items():
-        args += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    rows = read_label_scores(tmp_path / "out" / "label_scores.csv")
-    data = json.loads((tmp_path / "data" / "datalist.json").read_text())
-    assert sorted(r["id"] for r in rows) == sorted(e["id"] for e in data["training"])  # gathered from both ranks
+    run_torchrun_two_cpu(BUNDLE, tmp_path, 29541, **{**TINY, **_paths(tmp_path), "num_synthetic": 14, "max_epochs": 1})
+    scores_of_every_training_sample(tmp_path / "out", tmp_path / "data" / "datalist.json")
     assert (tmp_path / "models" / "model.pt").is_file()
 
 

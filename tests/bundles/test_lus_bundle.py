@@ -15,7 +15,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from bundle_testlib import bundle_paths, bundle_workflow
+from bundle_testlib import (
+    bundle_paths,
+    bundle_workflow,
+    run_torchrun_two_cpu,
+)
 from ignite.engine import Events
 from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
 
@@ -292,13 +296,5 @@ def test_bad_user_data_fails_before_training(tmp_path, damage, message):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    files = [str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json")]
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29541"]
-    args += ["-m", "monai.bundle", "run", "--config_file", json.dumps(files)]
-    args += ["--logging_file", str(CONFIGS / "logging.conf")]
-    for k, v in {**TINY, **_paths(tmp_path), "max_epochs": 1, "dist_backend": "gloo"}.items():
-        args += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    res = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    run_torchrun_two_cpu(BUNDLE, tmp_path, 29541, **{**TINY, **_paths(tmp_path), "max_epochs": 1})
     assert (tmp_path / "models" / "model.pt").is_file()

@@ -59,7 +59,7 @@ def test_resume_with_another_schedule_is_refused(tmp_path):
     samples = make_samples(6)
     net = make_net()
     trainer = make_trainer(net, make_loader(samples, 2), max_epochs=MAX_EPOCHS)
-    vog = VarianceOfGradientsHandler(make_loader(samples, 4), epochs=2)
+    vog = VarianceOfGradientsHandler(make_loader(samples, 4), every=2)
     vog.attach(trainer)
     CheckpointLoader(str(tmp_path / "part" / "ckpt" / "checkpoint_epoch=1.pt"), {"net": net, "vog": vog}).attach(
         trainer

@@ -68,7 +68,7 @@ def test_schedule_every_nth_epoch_and_stages():
     net = make_net()
     trainer = make_trainer(net, make_loader(samples, 2), max_epochs=6)
     maps = _record_checkpoint_maps(trainer, net, samples, "loss", epochs={2, 4, 6})
-    handler = VarianceOfGradientsHandler(make_loader(samples, 2), epochs=2, stage="late", normalize="zscore")
+    handler = VarianceOfGradientsHandler(make_loader(samples, 2), every=2, stage="late", normalize="zscore")
     handler.attach(trainer)
     trainer.run()
     assert handler.state_dict()["vog"]["num_checkpoints"] == 3
@@ -199,6 +199,8 @@ def test_missing_and_colliding_ids():
         ({"probe_loader": [], "epochs": [1, 1]}, "epochs"),
         ({"probe_loader": [], "epochs": "3"}, "epochs"),
         ({"probe_loader": [], "epochs": []}, "epochs"),
+        ({"probe_loader": [], "every": 0}, "every"),
+        ({"probe_loader": [], "warmup": -1}, "warmup"),
         ({"probe_loader": [], "pool": 0}, "pool"),
         ({"probe_loader": [], "stage": "final"}, "stage"),
         ({"probe_loader": [], "normalize": "group_zscore"}, "groups"),
@@ -208,6 +210,14 @@ def test_missing_and_colliding_ids():
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=OWNER.format(name)):
         VarianceOfGradientsHandler(**kwargs)
+
+
+def test_epochs_int_is_every_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="pass every=3 instead"):
+        old = VarianceOfGradientsHandler([], epochs=3)
+    new = VarianceOfGradientsHandler([], every=3)
+    assert old.schedule == new.schedule and new.schedule.until(9) == [3, 6, 9]
+    assert VarianceOfGradientsHandler([], warmup=4, every=2).schedule.until(9) == [6, 8]
 
 
 def test_bad_engines():

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor, get_track_meta
+from monai.data import MetaTensor
 from monai.transforms import RandomizableTransform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type
 
 from monai_noisylabel.transforms.label_noise import functional as F
 from monai_noisylabel.utils import (
@@ -46,8 +46,12 @@ from monai_noisylabel.utils import (
     check_probability,
     param_error,
     sample_id_of,
+    split_meta,
     stable_seed,
 )
+
+if TYPE_CHECKING:
+    from monai.config import NdarrayOrTensor
 
 __all__ = [
     "LABEL_NOISE_META_KEY",
@@ -148,13 +152,6 @@ def read_label_noise(data: Any, key: str = "label") -> list[list[dict[str, Any]]
     )
 
 
-def _tensor_in(img: Any) -> tuple[torch.Tensor, MetaTensor | None]:
-    t = convert_to_tensor(img, track_meta=get_track_meta())
-    if isinstance(t, MetaTensor):
-        return t.as_tensor(), t
-    return t, None
-
-
 def _restore(out: torch.Tensor, dst: Any, meta_src: MetaTensor | None, record: Mapping[str, Any] | None) -> Any:
     """``out`` in ``dst``'s type, dtype and device; meta copied from ``meta_src`` with ``record`` appended."""
     if meta_src is not None:
@@ -179,7 +176,9 @@ def _ops_of(record: Any) -> list[dict[str, Any]]:
     return ops
 
 
-def apply_label_noise(label: Any, record: Any) -> Any:
+def apply_label_noise(
+    label: NdarrayOrTensor, record: Mapping[str, Any] | Sequence[Mapping[str, Any]] | str
+) -> NdarrayOrTensor:
     """Replay recorded label noise on ``label``: the deterministic half of the transforms.
 
     Args:
@@ -198,7 +197,7 @@ def apply_label_noise(label: Any, record: Any) -> Any:
         >>> np.array_equal(apply_label_noise(lab, t.last_record), out), out.tolist()
         (True, [[[1, 1, 1, 1, 0]]])
     """
-    t, meta_src = _tensor_in(label)
+    t, meta_src = split_meta(label)
     lab = F.check_label("apply_label_noise", "label", t)
     out = F.apply_ops(lab, _ops_of(record))
     return _restore(out, label, meta_src, None)
@@ -322,7 +321,7 @@ class _LabelNoiseTransform(RandomizableTransform):
         ``sample_id`` or the MetaTensor's ``filename_or_obj``) and not from :attr:`R`: the same sample
         gets the same corruption in every epoch and every worker, whatever ``set_random_state`` did.
         """
-        t, _ = _tensor_in(data)
+        t, _ = split_meta(data)
         self._randomize(F.check_label(type(self).__name__, "label", t, self.num_classes), data, sample_id)
 
     # -- apply ---------------------------------------------------------------------------------
@@ -336,7 +335,7 @@ class _LabelNoiseTransform(RandomizableTransform):
             sample_id: identity of the sample for ``fixed_per_sample``; default the meta ``filename_or_obj``.
         """
         name = type(self).__name__
-        t, meta_src = _tensor_in(img)
+        t, meta_src = split_meta(img)
         label = F.check_label(name, "label", t, self.num_classes)
         if randomize:
             self._randomize(label, img, sample_id)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import DtypeLike, NdarrayOrTensor
-from monai.data import MetaTensor, get_track_meta
+from monai.data import MetaTensor
 from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, get_equivalent_dtype
 
 from monai_noisylabel.transforms.soft_label import functional as F
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.utils import check_choice, check_int, check_number, param_error, split_meta
 
 __all__ = [
     "STAPLE_META_KEY",
@@ -41,14 +41,6 @@ STAPLE_META_KEY = "staple"
 
 RATER_WEIGHTS_META_KEY = "rater_weights"
 """Output meta key of the normalized rater weights used by ``method="weighted"``."""
-
-
-def _tensor_in(img: Any) -> tuple[torch.Tensor, MetaTensor | None]:
-    """``img`` as a plain tensor plus the MetaTensor to take meta from (``None`` when meta is not tracked)."""
-    t = convert_to_tensor(img, track_meta=get_track_meta())
-    if isinstance(t, MetaTensor):
-        return t.as_tensor(), t
-    return t, None
 
 
 def _torch_dtype(dtype: Any) -> torch.dtype:
@@ -201,7 +193,7 @@ class MultiRaterSoftLabel(Transform):
         if isinstance(raters, (list, tuple)):
             if len(raters) == 0:
                 raise param_error(name, "raters", "at least one rater mask", raters)
-            parts = [_tensor_in(r) for r in raters]
+            parts = [split_meta(r) for r in raters]
             shapes = [tuple(p[0].shape) for p in parts]
             if len(set(shapes)) > 1:
                 raise param_error(name, "raters", "masks of one shape", F._Desc(f"shapes {shapes}"))
@@ -212,7 +204,7 @@ class MultiRaterSoftLabel(Transform):
             stacked = torch.cat([p[0].to(parts[0][0].device) for p in parts], dim=0)
             _check_ndim(name, "raters", stacked)
             return stacked, raters[0], parts[0][1]
-        t, meta_src = _tensor_in(raters)
+        t, meta_src = split_meta(raters)
         _check_ndim(name, "raters", t)
         return t, raters, meta_src
 
@@ -364,7 +356,7 @@ class AnatomicalPrior(Transform):
         if region is None or image is None:
             which = "region" if region is None else "image"
             raise param_error(name, which, "a channel-first array", None)
-        x, meta_src = _tensor_in(img)
+        x, meta_src = split_meta(img)
         _check_ndim(name, "img", x)
         F.check_unit_range(name, "img", x)
         r = convert_to_tensor(region, track_meta=False, device=x.device)
@@ -436,7 +428,7 @@ class ConfidenceToSoftLabel(Transform):
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """``img``: ``(C, *spatial)`` confidences on ``scale``; returns ``(C, ...)`` or ``(C + 1, ...)`` soft labels."""
         name = type(self).__name__
-        x, meta_src = _tensor_in(img)
+        x, meta_src = split_meta(img)
         _check_ndim(name, "img", x)
         out = F.confidence_to_soft(x, scale=self.scale, overlap=self.overlap, owner=name)
         return _restore(out, img, meta_src, _soft_dtype(img, self.dtype))
@@ -525,7 +517,7 @@ class ThresholdBinarize(Transform):
     def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
         """``img``: ``(C, *spatial)`` maps in [0, 1]; returns the ``(1, *spatial)`` label map."""
         name = type(self).__name__
-        x, meta_src = _tensor_in(img)
+        x, meta_src = split_meta(img)
         _check_ndim(name, "img", x)
         out = F.threshold_binarize(
             x,
