@@ -1,0 +1,91 @@
+"""The echo bundle on a user's own data: phantom C (``tests/phantoms/echo_c.py``), written independently of the
+package's echo generators and label-noise transforms, as PNG files of a non-square size with its own label errors.
+
+The bundle runs as the docs tell a user (``train.json`` + ``demo_cpu.json``, ``datalist``, ``noise_kind none``)
+through ``ConfigWorkflow``; its ``label_scores.csv`` is scored against the phantom's own record of what it corrupted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_testlib import bundle_workflow
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from phantoms.echo_c import KINDS, LA, LV, MYO, corrupt, score_run, write_echo_c
+
+BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "echo_noisylabel_segmentation"
+
+
+def _read(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_phantom_records_what_it_corrupted(tmp_path):
+    datalist = write_echo_c(tmp_path, kind="systematic", rate=0.5, num_train=6, num_val=2, num_test=1, size=(60, 52))
+    data = json.loads(datalist.read_text())
+    assert [len(data[s]) for s in ("training", "validation", "test")] == [6, 2, 1]
+    with open(tmp_path / "corruption.csv") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    assert sum(int(r["corrupted"]) for r in rows.values()) == 3
+    for entry in data["training"]:
+        given, clean = _read(tmp_path / entry["label"]), _read(tmp_path / "clean_labels" / f"{entry['id']}.png")
+        assert given.shape == clean.shape == (60, 52) and set(np.unique(clean)) == {0, LV, MYO, LA}
+        if rows[entry["id"]]["corrupted"] == "1":  # the LV grows over the wall, never into the LA
+            assert (given == LV).sum() > (clean == LV).sum() and ((given == LV) <= (clean != LA)).all()
+        else:
+            np.testing.assert_array_equal(given, clean)
+    for entry in data["validation"] + data["test"]:
+        assert _read(tmp_path / entry["label"]).max() == LA
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_each_corruption_changes_the_label_its_own_way(tmp_path, kind):
+    write_echo_c(tmp_path, kind="none", rate=0.0, num_train=1, num_val=0, num_test=0)
+    clean = _read(tmp_path / "clean_labels" / "case0000.png")
+    wrong, detail = corrupt(clean, kind, np.random.default_rng(3))
+    changed = wrong != clean
+    assert changed.any() and detail, kind
+    if kind == "omission":
+        assert (wrong == LA).sum() == 0 or (wrong == MYO).sum() == 0
+    if kind.startswith("subtle"):  # 1-2 px: a thin band along the contours
+        assert changed.mean() < 0.05, changed.mean()
+    with pytest.raises(ValueError, match="'kind' parameter"):
+        corrupt(clean, "flip", np.random.default_rng(0))
+
+
+@pytest.mark.slow
+def test_bundle_finds_a_systematic_bias_on_the_user_phantom(tmp_path):
+    datalist = write_echo_c(
+        tmp_path / "user", kind="systematic", rate=0.5, num_train=32, num_val=10, num_test=0, size=(60, 52), seed=1
+    )
+    out = tmp_path / "out"
+    wf = bundle_workflow(
+        BUNDLE,
+        ["train.json", "demo_cpu.json"],
+        bundle_root=str(BUNDLE),
+        datalist=str(datalist),
+        noise_kind="none",
+        output_dir=str(out),
+        ckpt_dir=str(tmp_path / "models"),
+        image_size=[48, 48],
+        batch_size=4,
+        learning_rate=0.005,
+        num_workers=0,
+        max_epochs=12,
+        refurbish=False,
+        **{"network_def#channels": [8, 16, 32, 64, 64], "network_def#num_res_units": 1},
+    )
+    wf.run()
+    wf.finalize()
+    res = score_run(tmp_path / "user", out)
+    assert res["n"] == 32 and res["n_corrupted"] == 16
+    # the offset score against the clean validation set is the one that sees a bias half the labels share
+    assert res["auroc_offset"] >= 0.9, res
+    assert res["auroc_combined"] >= 0.8, res
