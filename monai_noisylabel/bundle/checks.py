@@ -155,6 +155,12 @@ def check_segmentation_files(
             label = read_voxels(label_path)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
+        if image.ndim == label.ndim + 1 and image.shape[-1] in (3, 4) and image.shape[:-1] == label.shape:
+            raise ValueError(  # a colour PNG/JPEG (screenshot): say so rather than blame the label's shape
+                f"{where}: the {image_key!r} file {str(entry[image_key])!r} has {image.shape[-1]} colour channels "
+                f"(shape {tuple(image.shape)}; RGB or RGBA); images must be single-channel (grayscale) of the label's "
+                f"shape {tuple(label.shape)}. Save them as grayscale."
+            )
         if _spatial(label.shape) != _spatial(image.shape):
             raise ValueError(
                 f"{where}: the {label_key!r} file {label_path!r} must be one class-index map of the image's shape "

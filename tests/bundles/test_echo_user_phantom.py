@@ -20,6 +20,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from phantoms.echo_c import KINDS, LA, LV, MYO, corrupt, score_run, write_echo_c
 
+from monai_noisylabel.bundle import prepare_echo_data
+from monai_noisylabel.data.datalist import DatalistError
+
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "echo_noisylabel_segmentation"
 
 
@@ -58,6 +61,43 @@ def test_each_corruption_changes_the_label_its_own_way(tmp_path, kind):
         assert changed.mean() < 0.05, changed.mean()
     with pytest.raises(ValueError, match="'kind' parameter"):
         corrupt(clean, "flip", np.random.default_rng(0))
+
+
+def _prepare(tmp_path: Path, datalist: Path, **kwargs) -> dict:
+    return prepare_echo_data(tmp_path / "none", output_dir=tmp_path / "out", datalist=datalist, num_classes=4, **kwargs)
+
+
+def test_png_labels_with_the_demo_noise_default_say_how_to_train_on_them(tmp_path):
+    datalist = write_echo_c(tmp_path / "user", kind="none", num_train=4, num_val=2, num_test=0, size=(40, 36))
+    # the bundle's default noise_kind ('bias', for the synthetic demo) would add simulated errors to user labels
+    with pytest.raises(ValueError, match=r"'noise_kind' parameter .* --noise_kind none .* Got 'bias' instead"):
+        _prepare(tmp_path, datalist, noise_kind="bias", noise_rate=0.25)
+    assert not (tmp_path / "out" / "noisy_labels").exists()
+    data = _prepare(tmp_path, datalist, noise_kind="none")
+    assert data["corrupted"] is None and len(data["training"]) == 4 and data["training"][0]["label"].endswith(".png")
+
+
+def test_a_decathlon_test_section_without_labels_is_left_to_inference(tmp_path):
+    datalist = write_echo_c(tmp_path / "user", kind="none", num_train=4, num_val=2, num_test=3, size=(40, 36))
+    raw = json.loads(datalist.read_text())
+    for entry in raw["training"] + raw["validation"]:
+        del entry["id"]  # ids fall back to the label paths
+    raw["test"] = [raw["test"][0]["image"], {"image": raw["test"][1]["image"]}, raw["test"][2]]
+    datalist.write_text(json.dumps(raw))
+    data = _prepare(tmp_path, datalist, noise_kind="none")
+    assert [e["id"] for e in data["test"]] == ["case0008"] and len(data["validation"]) == 2
+    del raw["validation"][1]["label"]
+    datalist.write_text(json.dumps(raw))
+    with pytest.raises(DatalistError, match=r"\(validation\): entry 1 .* has no 'label' key"):
+        _prepare(tmp_path, datalist, noise_kind="none")
+
+
+def test_colour_images_are_named_not_their_labels(tmp_path):
+    datalist = write_echo_c(tmp_path / "user", kind="none", num_train=2, num_val=1, num_test=0, size=(40, 36))
+    image = tmp_path / "user" / "images" / "case0001.png"
+    Image.fromarray(np.repeat(_read(image)[..., None], 3, axis=-1)).save(image)  # an RGB screenshot
+    with pytest.raises(ValueError, match=r"entry 1 .* 'image' file .*case0001.png' has 3 colour channels"):
+        _prepare(tmp_path, datalist, noise_kind="none")
 
 
 @pytest.mark.slow
