@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from bundle_testlib import bundle_workflow
 from PIL import Image
 
@@ -98,6 +99,24 @@ def test_colour_images_are_named_not_their_labels(tmp_path):
     Image.fromarray(np.repeat(_read(image)[..., None], 3, axis=-1)).save(image)  # an RGB screenshot
     with pytest.raises(ValueError, match=r"entry 1 .* 'image' file .*case0001.png' has 3 colour channels"):
         _prepare(tmp_path, datalist, noise_kind="none")
+
+
+def test_inference_writes_png_masks_in_the_png_inputs_orientation(tmp_path):
+    write_echo_c(tmp_path / "user", kind="none", num_train=2, num_val=1, num_test=2, size=(40, 36))
+    net = {"image_size": [32, 32], "network_def#channels": [4, 8, 16, 32, 64], "network_def#num_res_units": 1}
+    paths = {"bundle_root": str(BUNDLE), "ckpt_dir": str(tmp_path), "output_dir": str(tmp_path / "pred")}
+    wf = bundle_workflow(BUNDLE, ["inference.json"], "infer", **net, **paths, dataset_dir=str(tmp_path / "user"))
+    torch.save(wf.parser.get_parsed_content("network_def").state_dict(), tmp_path / "model.pt")
+    wf = bundle_workflow(
+        BUNDLE, ["inference.json"], "infer", **net, **paths, dataset_dir=str(tmp_path / "user"), output_ext=".png"
+    )
+    wf.run()
+    wf.finalize()
+    # MONAI reads a PNG as (columns, rows); written back as PNG, the mask has the input's own (rows, columns)
+    for cid in ("case0003", "case0004"):
+        mask = _read(tmp_path / "pred" / f"{cid}_seg.png")
+        assert mask.shape == _read(tmp_path / "user" / "images" / f"{cid}.png").shape == (40, 36)
+        assert mask.max() < 4
 
 
 @pytest.mark.slow
