@@ -145,6 +145,7 @@ def test_bundle_finds_a_systematic_bias_on_the_user_phantom(tmp_path):
     wf.finalize()
     res = score_run(tmp_path / "user", out)
     assert res["n"] == 32 and res["n_corrupted"] == 16
-    # the offset score against the clean validation set is the one that sees a bias half the labels share
-    assert res["auroc_offset"] >= 0.9, res
-    assert res["auroc_combined"] >= 0.8, res
+    # the offset score against the clean validation set is the one that sees a bias half the labels share;
+    # measured 1.00 (seeds 1 and 2), flags precision 1.00, recall 0.88-0.94
+    assert res["auroc_offset"] >= 0.9 and res["auroc_combined"] >= 0.9 and res["ap_combined"] >= 0.9, res
+    assert res["flag_precision"] >= 0.8 and res["flag_recall"] >= 0.5, res
