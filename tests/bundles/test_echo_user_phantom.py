@@ -21,7 +21,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from phantoms.echo_c import KINDS, LA, LV, MYO, corrupt, score_run, write_echo_c
 
-from monai_noisylabel.bundle import prepare_echo_data
+from monai_noisylabel.bundle import noise_manifest, prepare_echo_data
 from monai_noisylabel.data.datalist import DatalistError
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "echo_noisylabel_segmentation"
@@ -75,7 +75,7 @@ def test_png_labels_with_the_demo_noise_default_say_how_to_train_on_them(tmp_pat
         _prepare(tmp_path, datalist, noise_kind="bias", noise_rate=0.25)
     assert not (tmp_path / "out" / "noisy_labels").exists()
     data = _prepare(tmp_path, datalist, noise_kind="none")
-    assert data["corrupted"] is None and len(data["training"]) == 4 and data["training"][0]["label"].endswith(".png")
+    assert data["corrupted"] == [] and len(data["training"]) == 4 and data["training"][0]["label"].endswith(".png")
 
 
 def test_a_decathlon_test_section_without_labels_is_left_to_inference(tmp_path):
@@ -91,6 +91,26 @@ def test_a_decathlon_test_section_without_labels_is_left_to_inference(tmp_path):
     datalist.write_text(json.dumps(raw))
     with pytest.raises(DatalistError, match=r"\(validation\): entry 1 .* has no 'label' key"):
         _prepare(tmp_path, datalist, noise_kind="none")
+
+
+def test_corrupted_flags_in_a_user_datalist_are_what_detection_is_scored_against(tmp_path):
+    datalist = write_echo_c(tmp_path / "user", kind="omission", rate=0.5, num_train=4, num_val=2, size=(40, 36))
+    data = _prepare(tmp_path, datalist, noise_kind="none")
+    truth = [e["id"] for e in json.loads(datalist.read_text())["training"] if e["corrupted"]]
+    assert data["corrupted"] == truth and len(truth) == 2
+    assert (
+        noise_manifest(tmp_path / "out", "none", 0.25) == data["manifest"] == tmp_path / "out" / "known_corruption.json"
+    )
+    raw = json.loads(datalist.read_text())
+    raw["training"][0]["corrupted"] = "yes"
+    datalist.write_text(json.dumps(raw))
+    with pytest.raises(DatalistError, match=r"every one must, as true or false. Got 'yes' for id 'case0000'"):
+        _prepare(tmp_path, datalist, noise_kind="none")
+    for entry in raw["training"]:
+        del entry["corrupted"]
+    datalist.write_text(json.dumps(raw))
+    assert _prepare(tmp_path, datalist, noise_kind="none")["corrupted"] is None  # the earlier record is gone
+    assert noise_manifest(tmp_path / "out", "none", 0.25) is None
 
 
 def test_colour_images_are_named_not_their_labels(tmp_path):

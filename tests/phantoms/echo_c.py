@@ -16,8 +16,9 @@ Label errors are implemented here, on signed distance maps (never by the package
 - ``subtle_random``: the same with a field of about 1.2 px (at most 2 px) and offsets up to 1 px;
 - ``omission``: the LA (60 %) or the myocardium (40 %) left out.
 
-Command line (writes ``DIR/datalist.json`` with ``training`` on the labels as given, ``validation`` and ``test``
-on clean labels, and ``DIR/corruption.csv`` recording which training ids are corrupted and how)::
+Command line (writes ``DIR/datalist.json`` with ``training`` on the labels as given, each with a ``corrupted``
+flag, ``validation`` and ``test`` on clean labels, and ``DIR/corruption.csv`` recording which training ids are
+corrupted and how)::
 
     python tests/phantoms/echo_c.py --out DIR --kind systematic --rate 0.5
     python tests/phantoms/echo_c.py --out DIR --score OUTPUT_DIR   # AUROC / AP / flags of OUTPUT_DIR/label_scores.csv
@@ -205,6 +206,7 @@ def write_echo_c(
             given, detail = (label, "") if i not in bad else corrupt(label, kind, case_rng)
             _png(root / "clean_labels" / f"{cid}.png", label)
             entry["label"] = _png(root / "labels" / f"{cid}.png", given)
+            entry["corrupted"] = i in bad  # the bundle scores detection against these flags
             datalist["training"].append(entry)
             rows.append({"id": cid, "corrupted": int(i in bad), "kind": kind if i in bad else "", "detail": detail})
         else:
