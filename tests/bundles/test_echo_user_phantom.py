@@ -169,3 +169,7 @@ def test_bundle_finds_a_systematic_bias_on_the_user_phantom(tmp_path):
     # measured 1.00 (seeds 1 and 2), flags precision 1.00, recall 0.88-0.94
     assert res["auroc_offset"] >= 0.9 and res["auroc_combined"] >= 0.9 and res["ap_combined"] >= 0.9, res
     assert res["flag_precision"] >= 0.8 and res["flag_recall"] >= 0.5, res
+    # the datalist's own 'corrupted' flags gave the run's summary the same figures
+    summary = json.loads((out / "detection_metrics.json").read_text())
+    assert summary["num_corrupted"] == 16 and summary["auroc_offset"] == pytest.approx(res["auroc_offset"], abs=1e-4)
+    assert summary["flag_recall"] == pytest.approx(res["flag_recall"], abs=1e-4)
