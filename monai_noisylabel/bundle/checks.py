@@ -109,6 +109,9 @@ def prepare_output_dir(
     return check_output_dir("the bundle config", output_dir, data)
 
 
+_PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
 def _spatial(shape: Sequence[int]) -> tuple[int, ...]:
     """Drop trailing singleton axes: a 2D image stored as ``(H, W, 1)`` has spatial shape ``(H, W)``."""
     out = tuple(int(s) for s in shape)
@@ -162,9 +165,17 @@ def check_segmentation_files(
                 f"shape {tuple(label.shape)}. Save them as grayscale."
             )
         if _spatial(label.shape) != _spatial(image.shape):
+            paths = (str(entry[image_key]).lower(), label_path.lower())
+            hint = (
+                " MONAI reads PNG/JPEG files as (columns, rows): save image and label in the same format, or swap the "
+                "axes of the one saved from a PNG's (rows, columns) array."
+                if _spatial(label.shape)[::-1] == _spatial(image.shape)
+                and any(p.endswith(_PIL_SUFFIXES) for p in paths)
+                else ""
+            )
             raise ValueError(
                 f"{where}: the {label_key!r} file {label_path!r} must be one class-index map of the image's shape "
-                f"{_spatial(image.shape)}. Got shape {tuple(label.shape)} instead."
+                f"{_spatial(image.shape)}. Got shape {tuple(label.shape)} instead.{hint}"
             )
         values = np.unique(label)
         if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():

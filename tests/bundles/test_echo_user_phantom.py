@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from phantoms.echo_c import KINDS, LA, LV, MYO, corrupt, score_run, write_echo_c
 
 from monai_noisylabel.bundle import noise_manifest, prepare_echo_data
+from monai_noisylabel.data import save_nifti
 from monai_noisylabel.data.datalist import DatalistError
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "echo_noisylabel_segmentation"
@@ -137,6 +138,16 @@ def test_inference_writes_png_masks_in_the_png_inputs_orientation(tmp_path):
         mask = _read(tmp_path / "pred" / f"{cid}_seg.png")
         assert mask.shape == _read(tmp_path / "user" / "images" / f"{cid}.png").shape == (40, 36)
         assert mask.max() < 4
+
+
+def test_a_nifti_label_saved_from_a_png_array_gets_the_axis_hint(tmp_path):
+    datalist = write_echo_c(tmp_path / "user", kind="none", num_train=2, num_val=1, num_test=0, size=(40, 36))
+    raw = json.loads(datalist.read_text())
+    label = tmp_path / "user" / raw["training"][0]["label"]
+    raw["training"][0]["label"] = str(save_nifti(_read(label), label.with_suffix(".nii.gz")))  # (rows, columns)
+    datalist.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=r"shape \(36, 40\). Got shape \(40, 36\) instead. MONAI reads PNG/JPEG"):
+        _prepare(tmp_path, datalist, noise_kind="none")
 
 
 @pytest.mark.slow
