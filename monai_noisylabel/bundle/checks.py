@@ -112,6 +112,9 @@ def prepare_output_dir(
     return check_output_dir("the bundle config", output_dir, data)
 
 
+_PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
 def _spatial(shape: Sequence[int]) -> tuple[int, ...]:
     """Drop trailing singleton axes: a 2D image stored as ``(H, W, 1)`` has spatial shape ``(H, W)``."""
     out = tuple(int(s) for s in shape)
@@ -158,10 +161,24 @@ def check_segmentation_files(
             label = read_voxels(label_path)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from e
+        if image.ndim == label.ndim + 1 and image.shape[-1] in (3, 4) and image.shape[:-1] == label.shape:
+            raise ValueError(  # a colour PNG/JPEG (screenshot): say so rather than blame the label's shape
+                f"{where}: the {image_key!r} file {str(entry[image_key])!r} has {image.shape[-1]} colour channels "
+                f"(shape {tuple(image.shape)}; RGB or RGBA); images must be single-channel (grayscale) of the label's "
+                f"shape {tuple(label.shape)}. Save them as grayscale."
+            )
         if _spatial(label.shape) != _spatial(image.shape):
+            paths = (str(entry[image_key]).lower(), label_path.lower())
+            hint = (
+                " MONAI reads PNG/JPEG files as (columns, rows): save image and label in the same format, or swap the "
+                "axes of the one saved from a PNG's (rows, columns) array."
+                if _spatial(label.shape)[::-1] == _spatial(image.shape)
+                and any(p.endswith(_PIL_SUFFIXES) for p in paths)
+                else ""
+            )
             raise ValueError(
                 f"{where}: the {label_key!r} file {label_path!r} must be one class-index map of the image's shape "
-                f"{_spatial(image.shape)}. Got shape {tuple(label.shape)} instead."
+                f"{_spatial(image.shape)}. Got shape {tuple(label.shape)} instead.{hint}"
             )
         values = np.unique(label)
         if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -13,9 +14,9 @@ import torch.distributed as dist
 from monai_noisylabel.bundle.checks import check_output_dir, check_segmentation_files
 from monai_noisylabel.data import camus_datalist, generate_echo_dataset, load_datalist, write_datalist
 from monai_noisylabel.data.camus import detect_camus_release
-from monai_noisylabel.data.datalist import DatalistError, read_datalist_json
+from monai_noisylabel.data.datalist import DatalistError, check_datalist, read_datalist_json
 from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist, corrupted_ids
-from monai_noisylabel.utils import check_choice, check_int, check_probability, param_error
+from monai_noisylabel.utils import atomic_write_text, check_choice, check_int, check_probability, param_error
 
 __all__ = ["prepare_echo_data", "list_images", "noise_manifest", "SECTIONS"]
 
@@ -83,6 +84,8 @@ def _resolve_source(
 
 
 NOISY_LABELS_DIR = "noisy_labels"
+#: where :func:`prepare_echo_data` records the ``corrupted`` flags a user datalist gives its training entries
+KNOWN_CORRUPTION_FILE = "known_corruption.json"
 
 
 def _noise_kind(noise_kind: str | None, owner: str) -> str | None:
@@ -109,9 +112,75 @@ def noise_manifest(output_dir: str | os.PathLike, noise_kind: str | None, noise_
         _noise_kind(noise_kind, "noise_manifest") is None
         or check_probability("noise_manifest", "noise_rate", noise_rate) == 0
     ):
-        return None
+        known = Path(output_dir) / KNOWN_CORRUPTION_FILE  # a user's own record (an audit), see prepare_echo_data
+        return known if known.is_file() else None
     path = Path(output_dir) / NOISY_LABELS_DIR / "manifest.json"
     return path if path.is_file() else None
+
+
+def _check_noise_on_user_labels(path: Path, noise_kind: str, noise_rate: float, noisy_dir: Path) -> None:
+    """Noise injection into a user's datalist: refuse labels it cannot rewrite, and say that it happens.
+
+    ``noise_kind`` defaults to ``bias`` for the synthetic demo, so a user who leaves it out would otherwise train
+    on simulated errors added to their own labels, or, with PNG labels, get an error about NIfTI.
+    """
+    labels = [str(e["label"]) for e in load_datalist(path, "training", check_files=False) if "label" in e]
+    other = [p for p in labels if not p.lower().endswith((".nii", ".nii.gz"))]
+    if other:
+        raise param_error(
+            _OWNER,
+            "noise_kind",
+            f"'none' for labels that are not NIfTI: {len(other)} training labels of {str(path)!r} are not "
+            f"(e.g. {other[0]!r}), and injecting simulated noise (noise_rate={noise_rate:g}) writes NIfTI copies. "
+            "Pass --noise_kind none to train on your labels as they are",
+            noise_kind,
+        )
+    logger.warning(
+        f"{_OWNER}: injecting simulated label noise (noise_kind={noise_kind!r}, noise_rate={noise_rate:g}) into "
+        f"copies of the training labels of {str(path)!r} in {str(noisy_dir)!r}; pass --noise_kind none to train on "
+        "your labels as they are"
+    )
+
+
+def _record_known_corruption(path: Path, output_dir: Path, source: str) -> tuple[list[str] | None, Path | None]:
+    """``(corrupted ids, record)`` of a user datalist whose training entries say ``"corrupted": true/false``.
+
+    The record is written to ``<output_dir>/known_corruption.json`` in the corruption manifest's form, so the
+    end-of-training summary scores detection against it; without such flags a record left by an earlier run is
+    removed (it described other data).
+    """
+    known = output_dir / KNOWN_CORRUPTION_FILE
+    entries = load_datalist(path, "training", check_files=False) if source == "datalist" else []
+    if not any("corrupted" in e for e in entries):
+        known.unlink(missing_ok=True)
+        return None, None
+    for e in entries:
+        if not isinstance(e.get("corrupted"), bool):
+            raise DatalistError(
+                f"{_OWNER}: {str(path)!r}: when training entries record 'corrupted', every one must, as true or "
+                f"false. Got {e.get('corrupted')!r} for id {e['id']!r} instead."
+            )
+    samples = [{"id": str(e["id"]), "corrupted": e["corrupted"]} for e in entries]
+    atomic_write_text(known, json.dumps({"source": str(path), "samples": samples}, indent=1) + "\n")
+    return [r["id"] for r in samples if r["corrupted"]], known
+
+
+def _labelled_test_entries(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``test`` entries of a datalist that have a label, checked; unlabelled ones are left to inference.
+
+    A decathlon ``test`` section usually lists images only (bare paths or ``{"image"}``): they are for inference
+    (:func:`list_images`), and evaluation needs labels, so training does not require them.
+    """
+    entries = load_datalist(path, "test", keys=("image",), path_keys=("image", "label"), check_shapes=False)
+    labelled = [e for e in entries if e.get("label") is not None]
+    if len(labelled) < len(entries):
+        logger.info(
+            f"{_OWNER}: {len(entries) - len(labelled)} of the {len(entries)} test entries of {str(path)!r} have no "
+            "label: inference reads them, evaluation does not"
+            + ("" if labelled else " (it evaluates on the validation set instead)")
+        )
+    check_datalist(labelled, ("image", "label"), source=f"{path} test")
+    return labelled
 
 
 def _prepare(
@@ -142,13 +211,20 @@ def _prepare(
     corrupted: list[str] | None = None
     if noise_kind is not None and noise_rate > 0:
         noisy_dir = output_dir / NOISY_LABELS_DIR
+        if source == "datalist":
+            _check_noise_on_user_labels(path, noise_kind, noise_rate, noisy_dir)
         manifest = corrupt_datalist(path, noise_kind, noise_rate, seed=noise_seed, out_dir=noisy_dir, **noise_kwargs)
         corrupted = corrupted_ids(manifest)
         manifest_path = noisy_dir / "manifest.json"
         path = noisy_dir / "datalist.json"
+    else:
+        corrupted, manifest_path = _record_known_corruption(path, output_dir, source)
     out: dict[str, Any] = {"source": source, "datalist": str(path), "corrupted": corrupted, "manifest": manifest_path}
     for section in SECTIONS:
-        entries = load_datalist(path, section) if section == "training" or raw.get(section) else []
+        if section == "test" and raw.get(section):
+            entries = _labelled_test_entries(path)
+        else:
+            entries = load_datalist(path, section) if section == "training" or raw.get(section) else []
         # only what the pipelines read: extra fields (CAMUS's EF, quality, ...) may be None or missing, which
         # batch collation cannot handle
         out[section] = [{k: e[k] for k in ("id", "image", "label")} for e in entries]
@@ -190,7 +266,9 @@ def prepare_echo_data(
     no noise) and ``noise_rate > 0``,
     exactly ``round(rate * N)`` training labels are corrupted into ``<output_dir>/noisy_labels/`` by
     :func:`~monai_noisylabel.transforms.corrupt_datalist` (originals untouched; validation/test stay clean),
-    and the corrupted ids are returned so detection can be scored against them. ``output_dir`` must be writable
+    and the corrupted ids are returned so detection can be scored against them. Without injected noise, a user
+    datalist whose training entries carry ``"corrupted": true`` / ``false`` (e.g. from an audit) is scored the
+    same way: the flags are recorded in ``<output_dir>/known_corruption.json``. ``output_dir`` must be writable
     and outside the dataset folder (``dataset_dir``, or the ``datalist``'s folder). With ``num_classes``, a user
     datalist's training and validation files are read in full first: finite images, integer labels in
     ``[0, num_classes)`` of the image's shape (:func:`~monai_noisylabel.bundle.checks.check_segmentation_files`).

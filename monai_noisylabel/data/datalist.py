@@ -190,7 +190,7 @@ def load_datalist(
             entry["id"] = str(entry.get("label", entry.get("image")))
         entries.append(entry)
     if check_files:
-        check_datalist(entries, keys, check_shapes=check_shapes, source=str(path))
+        check_datalist(entries, keys, check_shapes=check_shapes, source=f"{path} ({section})")
     return entries
 
 

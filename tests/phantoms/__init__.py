@@ -6,7 +6,8 @@ intensity ranges, anisotropic spacing, non-cubic sizes, other rater behaviour an
 
 from __future__ import annotations
 
+from .echo_c import write_echo_c
 from .knee import write_knee_phantom
 from .lus import write_lus_phantom
 
-__all__ = ["write_knee_phantom", "write_lus_phantom"]
+__all__ = ["write_knee_phantom", "write_lus_phantom", "write_echo_c"]
