@@ -14,8 +14,10 @@ with the reference it is (super-)uniform, whatever the data, the network or the 
   training distribution (memorization, or a model that predicts its training images better) is no
   evidence of wrong labels.
 - :func:`reference_flags` flags the ``round(excess * N)`` most suspicious samples: the number of flags
-  comes from the data and is about 0 when the training labels look like the reference. The handlers flag
-  the top of ``combined``, as many as the largest excess of its referenced scores.
+  comes from the data and is about 0 when the training labels look like the reference; when the data
+  clearly put more training scores beyond every reference score than clean labels would, at least that
+  excess. The handlers flag the top of ``combined`` against the reference's combined values, as many as
+  the largest excess of its referenced scores or the combined score's own excess beyond the reference.
 
 Memorization: the network fits its own training labels, so clean training samples score lower than the
 reference (lower loss, smaller offsets) and their p-values are larger than uniform: they rarely reach
@@ -31,6 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.stats import betabinom
 
 from monai_noisylabel.utils import as_float_array, check_number, param_error
 
@@ -125,35 +128,71 @@ def reference_flags(
     *,
     level: float = 0.1,
     fraction: float | None = None,
+    alpha: float = 0.05,
 ) -> np.ndarray:
-    """Flag the ``round(reference_excess(scores, reference) * N)`` highest scores.
+    """Flag the ``round(excess * N)`` highest scores, ``excess`` the share of scores the data put beyond the reference.
+
+    ``excess`` is ``fraction`` (default: :func:`reference_excess` of ``scores`` at ``level``): the excess of
+    training scores in the reference's upper tail ``t`` over the ``t`` share clean labels put there. It is
+    about 0 when the training labels look like the reference. Once the network has memorized its clean
+    training labels they no longer reach the tail, so subtracting their expected share makes it an
+    underestimate, by up to ``t * N`` labels. So when the data show clearly that more training scores than
+    clean labels give lie in the tail, or beyond every reference score, the count is at least the excess in
+    that finest tail (``level = 1 / (M + 1)``), whose subtraction is only ``N / (M + 1)``. "Clearly" is a
+    one-sided test at ``alpha`` (Bonferroni over the two tails) of ``#{p <= t}`` against its law for labels
+    exchangeable with the reference, ``BetaBinomial(N, k, M + 1 - k)`` with ``t = k / (M + 1)``: the share
+    of clean labels above the ``k``-th largest of ``M`` reference scores is ``Beta(k, M + 1 - k)``, and the
+    p-values share one small reference, so a binomial test would be far too eager.
+
+    Without ``reference`` (``fraction`` required) the ``round(fraction * N)`` highest scores are flagged.
 
     Args:
         scores: ``(N,)`` scores (higher = more suspicious); NaN entries are never flagged.
-        reference: ``(M,)`` the same score on trusted clean samples; ignored when ``fraction`` is given.
+        reference: ``(M,)`` the same score on trusted clean samples, or None.
         level: as in :func:`reference_excess`.
-        fraction: flag this fraction instead (e.g. the largest excess among the scores that ``scores``
-            combines).
+        fraction: the excess to use instead of :func:`reference_excess` of ``scores`` at ``level`` (e.g. the
+            largest excess among the scores that ``scores`` combines).
+        alpha: the level of the test for "more training scores beyond the reference than clean labels give",
+            in (0, 1).
 
     Returns:
         ``(N,)`` booleans.
 
     Example:
         >>> rng = np.random.default_rng(0)
-        >>> ref = rng.normal(0, 1, 200)
-        >>> train = np.r_[rng.normal(0, 1, 70), rng.normal(6, 1, 30)]
-        >>> flags = reference_flags(train, ref)
-        >>> int(flags.sum()), int(flags[70:].sum())
-        (31, 30)
+        >>> ref = rng.normal(0, 1, 24)  # 24 clean validation labels
+        >>> _ = rng.normal(0, 1, 160)
+        >>> # 40 wrong labels of 160; the network has fitted the clean ones (lower scores than the reference)
+        >>> memorized = np.r_[rng.normal(-1, 0.5, 120), rng.normal(6, 1, 40)]
+        >>> flags = reference_flags(memorized, ref)
+        >>> int(flags.sum()), int(flags[120:].sum()), round(reference_excess(memorized, ref) * 160)
+        (35, 35, 24)
+        >>> int(reference_flags(rng.normal(-1, 0.5, 160), ref).sum())  # no wrong label
+        0
     """
-    s = as_float_array("reference_flags", "scores", scores, ndim=1)
+    owner = "reference_flags"
+    s = as_float_array(owner, "scores", scores, ndim=1)
     ok = ~np.isnan(s)
-    if fraction is None:
-        if reference is None:
-            raise param_error("reference_flags", "reference", "the reference scores when fraction is None", None)
-        fraction = reference_excess(s, reference, level=level)
-    fraction = check_number("reference_flags", "fraction", fraction, 0.0, 1.0)
-    k = round(fraction * int(ok.sum()))
+    n = int(ok.sum())
+    if reference is None:
+        if fraction is None:
+            raise param_error(owner, "reference", "the reference scores when fraction is None", None)
+        k = round(check_number(owner, "fraction", fraction, 0.0, 1.0) * n)
+    else:
+        level = check_number(owner, "level", level, 0.0, 1.0, open_min=True, open_max=True)
+        alpha = check_number(owner, "alpha", alpha, 0.0, 1.0, open_min=True, open_max=True)
+        ref = _reference(owner, reference)
+        if fraction is None:
+            fraction = reference_excess(s, ref, level=level)
+        fraction = check_number(owner, "fraction", fraction, 0.0, 1.0)
+        p = conformal_pvalues(s, ref)[ok]
+        m = ref.size + 1.0
+        tails = sorted({1, max(round(np.ceil(level * m - 1e-9)), 1)})  # beyond every reference score, and level
+        shares = {j: float(np.mean(p <= j / m + 1e-12)) if n else 0.0 for j in tails}
+        evidence = min(float(betabinom.sf(round(shares[j] * n) - 1, n, j, m - j)) for j in tails) if n else 1.0
+        if evidence <= alpha / len(tails):
+            fraction = max(fraction, (shares[1] - 1.0 / m) / (1.0 - 1.0 / m))
+        k = round(fraction * n)
     order = np.argsort(-np.where(ok, s, -np.inf), kind="stable")[:k]
     out = np.zeros(s.shape[0], bool)
     out[order] = True

@@ -253,9 +253,11 @@ def refresh_combined(
     (:func:`~monai_noisylabel.detection.combine_with_reference`); without a reference, how cleanly it splits
     in two (``"separation"``, the fallback). ``flagged``: a NaN/inf value was recorded for the sample, or the
     flag rule says so, or the sample is in the top ``flag_fraction`` of ``combined`` (off by default). The
-    flag rule ``"auto"`` is ``"reference"`` when the combination was referenced (the top of ``combined``, as
-    many as the largest :func:`~monai_noisylabel.detection.reference_excess` of its referenced scores: the
-    fraction of training samples the data put beyond the clean reference), else ``"gmm"``
+    flag rule ``"auto"`` is ``"reference"`` when the combination was referenced
+    (:func:`~monai_noisylabel.detection.reference_flags` on ``combined`` against the reference's combined
+    values: the top of ``combined``, as many as the largest
+    :func:`~monai_noisylabel.detection.reference_excess` of its referenced scores, or as the combined score's
+    excess beyond every reference value when a test finds that excess clear), else ``"gmm"``
     (``gmm_noisy_prob > options["gmm_threshold"]``, DivideMix's 0.5).
     """
     opts = {**DEFAULT_OPTIONS, **(options or {})}
@@ -291,7 +293,7 @@ def refresh_combined(
     if rule == "reference" and ref_combined is not None:
         level = float(opts["flag_level"])
         fraction = max(reference_excess(present[k], r, level=level) for k, r in ref.items())
-        by_rule = reference_flags(combined, None, fraction=fraction)
+        by_rule = reference_flags(combined, ref_combined, level=level, fraction=fraction)
     top: set[str] = set()
     if opts["flag_fraction"]:
         scored = ~np.isnan(combined)
