@@ -245,7 +245,9 @@ class BundleScorer:
         """Score one label: ``loss``, ``quality``, ``offsets`` (list) and the per-pixel ``quality_map``.
 
         Raises:
-            ValueError: the label's spatial shape differs from the image's (naming both files and shapes).
+            ValueError: the label's spatial shape differs from the image's (naming both files and shapes), or the
+                bundle's loss cannot take the preprocessed label (e.g. a LUS bundle trained with
+                ``label_mode: soft`` and a saved class map).
         """
         from monai.data import MetaTensor
         from monai.transforms import Invertd, LoadImage
@@ -267,7 +269,17 @@ class BundleScorer:
             logits = torch.as_tensor(logits).float()
             # class indices for a multi-class network, the (soft) target as it is for a one-channel sigmoid one
             target = y.long() if logits.shape[1] > 1 and y.shape[1] == 1 else y.float()
-            loss = float(per_sample_loss(self.loss_fn, logits, target)[0])
+            try:
+                loss = float(per_sample_loss(self.loss_fn, logits, target)[0])
+            except (AssertionError, RuntimeError, ValueError, IndexError) as e:  # torch/MONAI shape checks
+                raise param_error(
+                    "BundleScorer",
+                    "label",
+                    f"a label the bundle's training loss {type(self.loss_fn).__name__} takes after its preprocessing"
+                    f" ({self.bundle_dir.name}, {os.path.basename(label_path)}; the loss said: {e})",
+                    f"a label preprocessed to shape {tuple(target.shape[1:])} for an output of shape"
+                    f" {tuple(logits.shape[1:])}",
+                ) from e
             probs = class_probabilities(logits)[0]
         # back to the label's own grid (the preprocessing inverted), so the map overlays the label the annotator sees
         data["pred"] = MetaTensor(probs.cpu())

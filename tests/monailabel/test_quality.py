@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -161,3 +162,17 @@ def test_each_bundle_takes_the_images_of_its_dimensionality(tmp_path):
     assert training_datalist(datalist, BUNDLE) == datalist[:1]
     with pytest.raises(ValueError, match=r"3D inputs of the bundle knee_bml_softlabel_segmentation.*Got '1 labelled"):
         training_datalist(datalist[:1], knee)
+
+
+def test_a_label_the_bundles_loss_cannot_take_is_a_named_error(tmp_path):
+    """A LUS bundle trained on soft targets cannot score a saved class map: a ValueError (HTTP 409 in MONAI
+    Label) that names the loss and the shapes, not the loss's own assertion."""
+    bundle = _seeded_copy("lus_confidence_segmentation", tmp_path)
+    config = json.loads((bundle / "configs" / "train.json").read_text())
+    config["label_mode"] = "soft"
+    (bundle / "configs" / "train.json").write_text(json.dumps(config))
+    lus = make_lus_case(0, 0, size=(40, 52))
+    save_nifti(lus["image"], tmp_path / "i.nii.gz", np.eye(4))
+    save_nifti(lus["truth"], tmp_path / "l.nii.gz", np.eye(4))
+    with pytest.raises(ValueError, match="'label' parameter of BundleScorer .*training loss .*l.nii.gz"):
+        BundleScorer(bundle).score(str(tmp_path / "i.nii.gz"), str(tmp_path / "l.nii.gz"))
