@@ -163,13 +163,15 @@ def test_resume_after_a_killed_run(tmp_path):
     assert [p[0] for p in history["train_loss"]] == [1, 2]  # epoch 1 was not trained again
 
 
-@pytest.mark.parametrize("mode", ["soft", "ignore_band"])
+@pytest.mark.parametrize("mode", ["soft", "ignore_band", "confidence_weighted"])
 def test_label_variants_train(tmp_path, mode):
     wf = _run(["train.json"], tmp_path, label_mode=mode, max_epochs=1, num_synthetic=16)
     batch = next(iter(wf.parser.get_parsed_content("train#dataloader")))
     label = batch["label"]
     if mode == "soft":
         assert label.shape[1] == 5 and torch.allclose(label.sum(1), torch.ones(()), atol=1e-5)
+    elif mode == "confidence_weighted":  # class map + weight in [0, 1], lower where the experts were unsure
+        assert label.shape[1] == 2 and 0 <= label[:, 1].min() < 0.5 and label[:, 1].max() <= 1
     else:
         assert label.shape[1] == 1 and (label == 255).any()  # the band below the threshold is ignored
     assert (tmp_path / "models" / "model.pt").is_file()
