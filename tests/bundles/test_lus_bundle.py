@@ -139,10 +139,16 @@ def test_evaluate_writes_metrics_and_downstream(trained):
     assert set(metrics["dice"]) == set(LUS_CLASSES) and set(metrics["iou"]) == set(LUS_CLASSES)
     assert all(0 <= metrics["iou"][c] <= metrics["dice"][c] + 1e-9 <= 1 + 1e-9 for c in LUS_CLASSES)
     rows = list(csv.DictReader(open(eval_dir / "segmentation_per_frame.csv")))
-    test_ids = {e["id"] for e in wf.parser.get_parsed_content("data")["test"]}
+    data = wf.parser.get_parsed_content("data")
+    test_ids = {e["id"] for e in data["test"]}
     assert {r["id"] for r in rows} == test_ids
     down = list(csv.DictReader(open(eval_dir / "downstream.csv")))
-    assert {r["source"] for r in down} == {"predicted", "expert_labels", "true_masks"}
+    everyone = {"expert_labels_all_patients", "true_masks_all_patients"}
+    assert {r["source"] for r in down} == {"predicted", "expert_labels", "true_masks"} | everyone
+    # the reference rows on every patient of the set, scored out of fold, cover more patients than the test split
+    n = {r["source"]: int(r["n_patients"]) for r in down if r["task"] == "sf_regression"}
+    n_all = len({e["patient"] for s in ("training", "validation", "test") for e in data["entries"][s]})
+    assert n["true_masks_all_patients"] == n_all > n["true_masks"]
     assert {(r["task"], r["metric"]) for r in down} == {
         ("sf_regression", "mae"),
         ("sf_regression", "pearson_r"),
