@@ -321,8 +321,9 @@ class ConfidenceWeightd(MapTransform):
 
     Example:
         >>> c = torch.zeros(4, 1, 3); c[1, 0, 0] = 0.9; c[1, 0, 1] = 0.55
-        >>> ConfidenceWeightd("label")({"label": c})["label"].round(decimals=2).tolist()
-        [[[2.0, 0.0, 0.0]], [[0.8, 0.1, 1.0]]]
+        >>> out = ConfidenceWeightd("label")({"label": c})["label"]
+        >>> out[0].tolist(), [round(float(w), 2) for w in out[1].flatten()]
+        ([[2.0, 0.0, 0.0]], [0.8, 0.1, 1.0])
     """
 
     def __init__(self, keys: Any, threshold: float = 0.6, allow_missing_keys: bool = False) -> None:
