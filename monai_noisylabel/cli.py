@@ -368,9 +368,9 @@ def _add_lus_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--variants",
         nargs="*",
-        default=["soft", "ignore_band"],
-        choices=["soft", "ignore_band"],
-        help="label variants trained besides the thresholds (default soft ignore_band)",
+        default=["soft", "ignore_band", "confidence_weighted"],
+        choices=["soft", "ignore_band", "confidence_weighted"],
+        help="label variants trained besides the thresholds (default soft ignore_band confidence_weighted)",
     )
     p.add_argument("--size", type=int, default=128, help="image side (default 128)")
     p.add_argument("--num-frames", type=int, default=160, help="synthetic frames (2 per patient, default 160)")

@@ -206,8 +206,9 @@ class KneeTargetd(MapTransform):
       (``method`` ``"mean"``, ``"weighted"`` or ``"staple"``), then, when ``anatomical_prior`` is on and the case has
       a bone mask under ``bone_key``, :class:`~monai_noisylabel.transforms.AnatomicalPrior` (zero outside bone, times
       the brightness term); ``target="vote"``: the raters' majority vote (more than half of them);
-    - channel 1 (``with_marked``): 1 where any rater marked the voxel; :class:`KneeLesionLoss` up-weights those
-      voxels and ``RandCropByPosNegLabeld`` centres patches on them, the same for both targets.
+    - channel 1 (``with_marked``): the voxels :class:`KneeLesionLoss` up-weights and ``RandCropByPosNegLabeld``
+      centres patches on, the same for both targets: ``weight_map="union"`` (default) where any rater marked the
+      voxel, ``"vote"`` where more than half of them did.
 
     With ``reference_key``, the evaluation reference is written there: the case's ``truth_key`` mask when it has
     one, else the majority vote; ``reference_kind`` says which. The raters, bone and truth keys are dropped (cases
@@ -233,6 +234,7 @@ class KneeTargetd(MapTransform):
         prior_width: float = 0.5,
         prior_decay: float | None = None,
         with_marked: bool = True,
+        weight_map: str = "union",
         output_key: Hashable = "label",
         label_key: Hashable = "label",
         image_key: Hashable = "image",
@@ -249,6 +251,7 @@ class KneeTargetd(MapTransform):
             raise param_error(name, "anatomical_prior", "a bool", anatomical_prior)
         self.anatomical_prior = anatomical_prior
         self.with_marked = bool(with_marked)
+        self.weight_map = check_choice(name, "weight_map", weight_map, ("union", "vote"))
         self.raters_key, self.output_key, self.label_key = raters_key, output_key, label_key
         self.image_key, self.bone_key, self.truth_key, self.reference_key = (
             image_key,
@@ -272,7 +275,8 @@ class KneeTargetd(MapTransform):
             bone = d.get(self.bone_key)
             if self.anatomical_prior and bone is not None:
                 target = torch.as_tensor(self.prior(target, region=bone, image=d[self.image_key])).float()
-        channels = [target, (x > 0).any(0, keepdim=True).float()] if self.with_marked else [target]
+        marked = vote if self.weight_map == "vote" else (x > 0).any(0, keepdim=True).float()
+        channels = [target, marked] if self.with_marked else [target]
         d[self.output_key] = convert_to_dst_type(torch.cat(channels), raters, dtype=torch.float32)[0]
         if self.reference_key is not None:
             truth = d.get(self.truth_key)

@@ -68,7 +68,11 @@ def _overlay(wf: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
 
 
 def format_table(results: Mapping[str, Any]) -> str:
-    """The comparison as a Markdown table: mean ± std over seeds per arm, the raters, and the margins."""
+    """The comparison as a Markdown table: mean ± std over seeds per arm, the raters, and the margins.
+
+    The margins are the mean over seeds of the per-seed difference (soft + NAP minus BCE, the same seed's runs)
+    and, when ``results`` has ``margins_std``, that difference's std over the seeds.
+    """
     head = "| | " + " | ".join(n.replace("_", " ") for n in SCORE_NAMES) + " |"
     lines = [head, "|" + "---|" * (len(SCORE_NAMES) + 1)]
     for arm, stats in results["arms"].items():
@@ -76,11 +80,10 @@ def format_table(results: Mapping[str, Any]) -> str:
         lines.append(f"| {arm} ({len(stats['seeds'])} seeds) | " + " | ".join(cells) + " |")
     for name, stats in results["raters"].items():
         lines.append(f"| {name} (vs truth) | " + " | ".join(f"{stats[n + '_mean']:.3f}" for n in SCORE_NAMES) + " |")
-    margins = results.get("margins")
+    margins, spread = results.get("margins"), results.get("margins_std") or {}
     if margins:
-        lines.append(
-            "| soft + NAP minus BCE (points) | " + " | ".join(f"{100 * margins[n]:+.1f}" for n in SCORE_NAMES) + " |"
-        )
+        cells = [f"{100 * margins[n]:+.1f}" + (f" ± {100 * spread[n]:.1f}" if n in spread else "") for n in SCORE_NAMES]
+        lines.append("| soft + NAP minus BCE, paired by seed (points) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -133,7 +136,9 @@ def knee_compare(
 
     Every run lives in ``<out_dir>/<arm>/seed<k>/`` (outputs, ``models/model.pt``, ``eval/``); the data are
     generated once into ``<out_dir>/data`` (or come from ``datalist``). A finished run (its ``eval/summary.json``
-    exists) is reused, so a killed comparison resumes. ``overrides`` go to both arms (e.g. ``{"patch_size": [32,
+    exists) is reused, so a killed comparison resumes; a finished training without ``eval/`` is only evaluated
+    (delete the ``eval`` folders to score the same models with other evaluation settings, e.g.
+    ``{"eval_threshold": "validation"}``). ``overrides`` go to both arms (e.g. ``{"patch_size": [32,
     32, 32]}``). Returns the results: per arm, each score's mean and std over the seeds' means; the raters' own
     scores against the truth; and the margins of soft + NAP over BCE.
     """
@@ -162,7 +167,9 @@ def knee_compare(
             run = out / arm.split()[0].lower().replace("+", "") / f"seed{seed}"
             paths = {"output_dir": str(run / "outputs"), "ckpt_dir": str(run / "models"), "seed": seed}
             summary_path = run / "outputs" / "eval" / "summary.json"
-            if not summary_path.is_file():
+            # a finished training wrote its model and, last, its report: evaluate it again without retraining
+            trained = (run / "models" / "model.pt").is_file() and (run / "outputs" / "report" / "index.html").is_file()
+            if not summary_path.is_file() and not trained:
                 print(f"knee-compare: training {arm}, seed {seed} -> {run}")
                 wf = _workflow(root, ["train.json", *extra], {**base, **paths})
                 wf.run()
@@ -188,7 +195,11 @@ def knee_compare(
                             "per_seed": values.round(4).tolist()}  # fmt: skip
     names = list(ARMS)
     margins = {n: round(arms[names[0]][n]["mean"] - arms[names[1]][n]["mean"], 4) for n in SCORE_NAMES}
-    results = {"arms": arms, "raters": rater_scores(eval_data or []), "margins": margins, "settings": base}
+    # paired by seed: the same seed gives both arms the same initialization, patches and batch order
+    paired = {n: np.subtract(arms[names[0]][n]["per_seed"], arms[names[1]][n]["per_seed"]) for n in SCORE_NAMES}
+    margins_std = {n: round(float(d.std()), 4) for n, d in paired.items()}
+    results = {"arms": arms, "raters": rater_scores(eval_data or []), "margins": margins, "margins_std": margins_std,
+               "settings": base}  # fmt: skip
     table = format_table(results)
     atomic_write_text(out / "comparison.json", json.dumps(results, indent=1) + "\n")
     atomic_write_text(out / "comparison.md", table + "\n")

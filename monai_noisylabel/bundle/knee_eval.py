@@ -23,12 +23,12 @@ from scipy import ndimage
 
 from monai_noisylabel.bundle.checks import load_network_weights
 from monai_noisylabel.bundle.knee import read_mask
-from monai_noisylabel.utils import atomic_write_text, check_int, check_number
+from monai_noisylabel.utils import atomic_write_text, check_int, check_number, param_error
 
 if TYPE_CHECKING:
     from monai.config import NdarrayOrTensor
 
-__all__ = ["SCORE_NAMES", "lesion_scores", "summarize_scores", "evaluate_knee", "rater_scores"]
+__all__ = ["SCORE_NAMES", "lesion_scores", "summarize_scores", "evaluate_knee", "rater_scores", "choose_threshold"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,76 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[
 
 
 CSV_COLUMNS = ("id", "reference", *SCORE_NAMES, "num_reference_lesions", "num_predicted_lesions")
+#: the thresholds :func:`choose_threshold` tries
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+
+def _probabilities(
+    network: torch.nn.Module,
+    data: Iterable[Mapping[str, Any]],
+    preprocessing: Callable[[Any], Any],
+    inferer: Callable[..., torch.Tensor],
+    device: Any,
+    amp: bool,
+    key: str,
+) -> Iterable[tuple[Mapping[str, Any], Mapping[str, Any], np.ndarray, np.ndarray]]:
+    """``(entry, item, sigmoid probability, reference under key > 0.5)`` for every case, one at a time."""
+    network.to(device).eval()
+    for entry in data:
+        item = preprocessing(dict(entry))
+        image = torch.as_tensor(item["image"])[None].to(device)
+        with torch.no_grad(), torch.autocast(device_type=torch.device(device).type, enabled=bool(amp)):
+            prob = torch.sigmoid(inferer(image, network).float())[0, 0].cpu().numpy()
+        yield entry, item, prob, torch.as_tensor(item[key])[0].cpu().numpy() > 0.5
+
+
+def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    total = float(pred.sum() + ref.sum())
+    return 2.0 * float((pred & ref).sum()) / total if total else 1.0
+
+
+def choose_threshold(
+    network: torch.nn.Module,
+    data: Iterable[Mapping[str, Any]],
+    *,
+    preprocessing: Callable[[Any], Any],
+    inferer: Callable[..., torch.Tensor],
+    device: Any = "cpu",
+    amp: bool = False,
+    label_key: str = "label",
+    grid: Sequence[float] = THRESHOLD_GRID,
+) -> tuple[float, dict[float, float]]:
+    """The decision threshold that maximises the mean Dice on ``data`` (the validation cases), and every candidate's.
+
+    ``preprocessing`` gives ``{"image", label_key}`` per case; the bundle's validation pipeline gives the raters'
+    majority vote (channel 0), the reference its model selection uses too, so no evaluation-only ``truth`` is
+    read. Ties go to the candidate nearest 0.5.
+
+    Returns:
+        ``(threshold, {candidate: mean Dice})``.
+
+    Example:
+        >>> net = torch.nn.Conv3d(1, 1, 1)
+        >>> _ = torch.nn.init.ones_(net.weight), torch.nn.init.constant_(net.bias, -0.5)
+        >>> image = torch.zeros(1, 8, 8, 8); image[0, 2:5, 2:5, 2:5] = 1.0
+        >>> case = {"image": image, "label": (image > 0.5).float()}
+        >>> t, dice = choose_threshold(net, [case], preprocessing=dict, inferer=lambda x, n: n(x))
+        >>> t, dice[0.5]
+        (0.5, 1.0)
+    """
+    owner = "choose_threshold"
+    candidates = [check_number(owner, "grid", g, 0.0, 1.0, open_min=True, open_max=True) for g in grid]
+    if not candidates:
+        raise ValueError(f"{owner}: the 'grid' parameter must hold at least one threshold in (0, 1). Got [] instead.")
+    per_case = [
+        [_dice(prob > t, ref) for t in candidates]
+        for _, _, prob, ref in _probabilities(network, data, preprocessing, inferer, device, amp, label_key)
+    ]
+    if not per_case:
+        raise ValueError(f"{owner}: no validation cases (the 'data' list is empty).")
+    means = np.mean(per_case, axis=0)
+    best = max(range(len(candidates)), key=lambda i: (round(float(means[i]), 6), -abs(candidates[i] - 0.5)))
+    return candidates[best], {c: round(float(m), 4) for c, m in zip(candidates, means)}
 
 
 def evaluate_knee(
@@ -114,50 +184,67 @@ def evaluate_knee(
     inferer: Callable[..., torch.Tensor],
     output_dir: str | Path,
     device: Any = "cpu",
-    threshold: float = 0.5,
+    threshold: float | str = 0.5,
     min_lesion_size: int = 1,
     amp: bool = False,
     checkpoint: str | Path | None = None,
+    validation_data: Iterable[Mapping[str, Any]] | None = None,
+    validation_preprocessing: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Score ``network`` on the evaluation cases; write ``metrics.csv`` (one row per case) and ``summary.json``.
 
     ``preprocessing`` turns an entry into ``{"image", "reference", "reference_kind"}`` (the bundle's evaluation
     pipeline, :class:`~monai_noisylabel.bundle.KneeTargetd` with ``reference_key``); the prediction is
-    ``sigmoid(inferer(image, network)) > threshold``. ``checkpoint`` (a state dict file, e.g. ``models/model.pt``)
-    is loaded first when given. The summary holds the mean and spread of every score, the number of cases and
-    which reference was used (``truth`` or ``majority vote``), which is also printed.
+    ``sigmoid(inferer(image, network)) > threshold``. ``threshold="validation"`` picks it with
+    :func:`choose_threshold` on ``validation_data`` (through ``validation_preprocessing``, the bundle's validation
+    pipeline: the raters' majority vote) before the evaluation cases are seen. ``checkpoint`` (a state dict file,
+    e.g. ``models/model.pt``) is loaded first when given. The summary holds the mean and spread of every score,
+    the number of cases, the threshold used and where it came from, and which reference was used (``truth`` or
+    ``majority vote``), which is also printed.
 
     Returns:
         the summary dict.
     """
-    threshold = check_number("evaluate_knee", "threshold", threshold, 0.0, 1.0, open_min=True, open_max=True)
-    out = Path(output_dir)
+    owner = "evaluate_knee"
     if checkpoint is not None:
-        load_network_weights(network, checkpoint, owner="evaluate_knee")
-    network.to(device).eval()
+        load_network_weights(network, checkpoint, owner=owner)
+    source = "given"
+    candidates: dict[float, float] = {}
+    if threshold == "validation":
+        if validation_data is None or validation_preprocessing is None:
+            raise ValueError(
+                f"{owner}: threshold='validation' needs 'validation_data' and 'validation_preprocessing'. "
+                f"Got {type(validation_data).__name__} and {type(validation_preprocessing).__name__} instead."
+            )
+        threshold, candidates = choose_threshold(
+            network, validation_data, preprocessing=validation_preprocessing, inferer=inferer, device=device, amp=amp
+        )
+        source = "validation"
+        print(f"{owner}: threshold {threshold} maximises the mean validation Dice against the majority vote")
+    elif isinstance(threshold, str):
+        raise param_error(owner, "threshold", "a number in (0, 1) or 'validation'", threshold)
+    threshold = check_number(owner, "threshold", threshold, 0.0, 1.0, open_min=True, open_max=True)
+    out = Path(output_dir)
     rows = []
-    for entry in data:
-        item = preprocessing(dict(entry))
-        image = torch.as_tensor(item["image"])[None].to(device)
-        with torch.no_grad(), torch.autocast(device_type=torch.device(device).type, enabled=bool(amp)):
-            prob = torch.sigmoid(inferer(image, network).float())
-        pred = (prob[0, 0] > threshold).cpu().numpy()
-        ref = torch.as_tensor(item["reference"])[0].cpu().numpy() > 0.5
+    for entry, item, prob, ref in _probabilities(network, data, preprocessing, inferer, device, amp, "reference"):
         rows.append(
             {
                 "id": entry.get("id", ""),
                 "reference": item["reference_kind"],
-                **lesion_scores(pred, ref, min_size=min_lesion_size),
+                **lesion_scores(prob > threshold, ref, min_size=min_lesion_size),
             }
         )
     if not rows:
-        raise ValueError("evaluate_knee: no evaluation cases (the 'data' list is empty).")
+        raise ValueError(f"{owner}: no evaluation cases (the 'data' list is empty).")
     _write_csv(out / "metrics.csv", rows, CSV_COLUMNS)
     kinds = sorted({r["reference"] for r in rows})
-    summary: dict[str, Any] = {"num_cases": len(rows), "reference": ", ".join(kinds), **summarize_scores(rows)}
+    summary: dict[str, Any] = {"num_cases": len(rows), "reference": ", ".join(kinds), "threshold": threshold,
+                               "threshold_source": source, **summarize_scores(rows)}  # fmt: skip
+    if candidates:
+        summary["validation_dice_by_threshold"] = {str(k): v for k, v in candidates.items()}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     line = ", ".join(f"{n} {summary[n + '_mean']:.3f}" for n in SCORE_NAMES)
-    print(f"evaluation on {len(rows)} cases against the {summary['reference']}: {line}")
+    print(f"evaluation on {len(rows)} cases against the {summary['reference']} (threshold {threshold}): {line}")
     print(f"per-case scores: {out / 'metrics.csv'}; summary: {out / 'summary.json'}")
     return summary
 

@@ -3,7 +3,7 @@
 - :func:`prepare_lus_data`: the built-in synthetic set (generated on first run) or a user datalist, every
   confidence map and clinical field checked before training starts.
 - :func:`lus_label_transforms`: ``ConfidenceToSoftLabeld`` then, by ``label_mode``, hard labels at the threshold,
-  hard labels with an ignore band below it, or soft targets.
+  hard labels with an ignore band below it, soft targets, or hard labels with a per-pixel confidence weight.
 - :func:`lus_loss`: the loss that fits the label mode.
 """
 
@@ -23,6 +23,7 @@ import torch.distributed as dist
 from monai.data import MetaTensor
 from monai.losses import DiceCELoss
 from monai.transforms import CopyItemsd, DeleteItemsd, EnsureChannelFirst, EnsureTyped, LoadImage, MapTransform
+from monai.utils import convert_to_dst_type
 
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
 from monai_noisylabel.bundle.data import SECTIONS, given_datalist
@@ -32,7 +33,7 @@ from monai_noisylabel.data.synthetic import LUS_CLASSES, generate_lus_dataset
 from monai_noisylabel.downstream.clinical import CLINICAL_FIELDS
 from monai_noisylabel.losses.dice_ce import SampleDiceCELoss
 from monai_noisylabel.transforms.soft_label import ConfidenceToSoftLabeld, ThresholdBinarized
-from monai_noisylabel.transforms.soft_label.functional import CONFIDENCE_SCALES
+from monai_noisylabel.transforms.soft_label.functional import CONFIDENCE_SCALES, threshold_binarize
 from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
 
 __all__ = [
@@ -42,13 +43,16 @@ __all__ = [
     "lus_label_transforms",
     "lus_loss",
     "LoadLusConfidenced",
+    "ConfidenceWeightd",
+    "ConfidenceWeightedDiceCELoss",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: ``hard``: labels at the threshold; ``ignore_band``: hard labels, pixels whose best confidence lies in
-#: ``[band_low, threshold)`` left out of the loss; ``soft``: the confidences as a per-pixel class distribution
-LABEL_MODES = ("hard", "ignore_band", "soft")
+#: ``[band_low, threshold)`` left out of the loss; ``soft``: the confidences as a per-pixel class distribution;
+#: ``confidence_weighted``: hard labels, each pixel's loss weighted by ``|2 m - 1|`` (``m`` its best confidence)
+LABEL_MODES = ("hard", "ignore_band", "soft", "confidence_weighted")
 IGNORE_VALUE = 255
 _OWNER = "prepare_lus_data"
 _PIPELINE_KEYS = ("id", "image", "confidence")
@@ -249,7 +253,9 @@ def lus_label_transforms(
     - ``"hard"``: ``ThresholdBinarized(threshold)``, a ``(1, H, W)`` class map (0 background, 1..4);
     - ``"ignore_band"``: the same, and pixels whose best confidence lies in ``[band_low, threshold)`` get
       :data:`IGNORE_VALUE` (left out of :func:`lus_loss`);
-    - ``"soft"``: a ``(5, H, W)`` per-pixel class distribution (``overlap="normalize"``, channel 0 background).
+    - ``"soft"``: a ``(5, H, W)`` per-pixel class distribution (``overlap="normalize"``, channel 0 background);
+    - ``"confidence_weighted"``: a ``(2, H, W)`` float label, the class map at the threshold and
+      :class:`ConfidenceWeightd`'s per-pixel weight ``|2 m - 1|`` (for :class:`ConfidenceWeightedDiceCELoss`).
 
     The confidence key is removed afterwards.
 
@@ -274,6 +280,12 @@ def lus_label_transforms(
             EnsureTyped(keys=label_key, dtype=torch.float32),
         ]
         return out
+    if label_mode == "confidence_weighted":
+        out += [
+            ConfidenceToSoftLabeld(keys=label_key, scale=confidence_scale),
+            ConfidenceWeightd(keys=label_key, threshold=threshold),
+        ]
+        return out
     low = band_low if label_mode == "ignore_band" else None
     out += [
         ConfidenceToSoftLabeld(keys=label_key, scale=confidence_scale),
@@ -286,7 +298,8 @@ def lus_loss(label_mode: str = "hard") -> torch.nn.Module:
     """The training loss for ``label_mode``: Dice + cross-entropy on softmax outputs.
 
     Hard labels (with or without an ignore band): :class:`~monai_noisylabel.losses.SampleDiceCELoss`
-    (ignored pixels left out of both terms); soft targets: MONAI ``DiceCELoss`` against the class distribution.
+    (ignored pixels left out of both terms); soft targets: MONAI ``DiceCELoss`` against the class distribution;
+    ``"confidence_weighted"``: :class:`ConfidenceWeightedDiceCELoss`.
 
     Example:
         >>> lus_loss("soft")(torch.zeros(1, 5, 4, 4), torch.full((1, 5, 4, 4), 0.2)).ndim
@@ -295,6 +308,8 @@ def lus_loss(label_mode: str = "hard") -> torch.nn.Module:
     check_choice("lus_loss", "label_mode", label_mode, LABEL_MODES)
     if label_mode == "soft":
         return DiceCELoss(softmax=True, include_background=False)
+    if label_mode == "confidence_weighted":
+        return ConfidenceWeightedDiceCELoss()
     return SampleDiceCELoss(ignore_index=IGNORE_VALUE, reduction="mean")
 
 
@@ -369,3 +384,66 @@ class LoadLusConfidenced(MapTransform):
             else:
                 raise ValueError(f"An LUS entry needs a {key!r} or a {self.label_key!r} file. Got keys {sorted(d)}.")
         return d
+
+
+class ConfidenceWeightd(MapTransform):
+    """Confidence maps in [0, 1] to ``(2, H, W)``: the class map at ``threshold`` and a per-pixel loss weight.
+
+    Channel 0 is :func:`~monai_noisylabel.transforms.soft_label.functional.threshold_binarize`'s class map
+    (0 background, ``k`` for the most confident class at or above ``threshold``); channel 1 is ``|2 m - 1|``,
+    ``m`` the pixel's highest class confidence. A pixel the expert was sure about (``m`` near 0 or 1) weighs 1;
+    one at a coin flip weighs 0. It is a graded version of the ignore band.
+
+    Example:
+        >>> c = torch.zeros(4, 1, 3); c[1, 0, 0] = 0.9; c[1, 0, 1] = 0.55
+        >>> out = ConfidenceWeightd("label")({"label": c})["label"]
+        >>> out[0].tolist(), [round(float(w), 2) for w in out[1].flatten()]
+        ([[2.0, 0.0, 0.0]], [0.8, 0.1, 1.0])
+    """
+
+    def __init__(self, keys: Any, threshold: float = 0.6, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.threshold = check_number(type(self).__name__, "threshold", threshold, 0.0, 1.0)
+
+    def __call__(self, data: Any) -> dict[Any, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            conf = torch.as_tensor(d[key]).float()
+            hard = threshold_binarize(conf, threshold=self.threshold, owner=type(self).__name__).float()
+            weight = (2 * conf.max(0, keepdim=True).values - 1).abs()
+            d[key] = convert_to_dst_type(torch.cat([hard, weight]), d[key], dtype=torch.float32)[0]
+        return d
+
+
+class ConfidenceWeightedDiceCELoss(SampleDiceCELoss):
+    """Dice + cross entropy on hard labels, each pixel weighted by the expert's confidence.
+
+    The label is ``(B, 2, H, W)``: the class map and a weight in [0, 1] (:class:`ConfidenceWeightd`). Cross entropy
+    is the weighted mean ``sum(w * ce) / sum(w)``; in the Dice term a pixel of weight ``w`` has the target
+    ``w * onehot + (1 - w) * softmax`` (the prediction, detached), so weight 0 leaves it out, as the ignore band
+    does, and weight 1 counts it in full. With every weight 1 it equals :class:`~monai_noisylabel.losses.SampleDiceCELoss`.
+
+    Example:
+        >>> logits = torch.randn(2, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+        >>> y = torch.randint(0, 5, (2, 1, 4, 4), generator=torch.Generator().manual_seed(1))
+        >>> full = ConfidenceWeightedDiceCELoss()(logits, torch.cat([y.float(), torch.ones_like(y.float())], 1))
+        >>> bool(torch.isclose(full, SampleDiceCELoss()(logits, y)))
+        True
+    """
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``input``: ``(B, C, H, W)`` logits; ``target``: ``(B, 2, H, W)`` class map and weight."""
+        if target.ndim != input.ndim or target.shape[1] != 2 or target.shape[2:] != input.shape[2:]:
+            raise param_error(
+                type(self).__name__, "target", f"a (B, 2, *spatial) class map + weight for logits {tuple(input.shape)}",
+                tuple(target.shape),
+            )  # fmt: skip
+        y = target[:, 0].round().long().clamp(0, input.shape[1] - 1)
+        w = target[:, 1].float().clamp(0, 1)
+        ce = torch.nn.functional.cross_entropy(input.float(), y, reduction="none") * w
+        ce = ce.flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-6)
+        onehot = torch.nn.functional.one_hot(y, input.shape[1]).movedim(-1, 1).to(input.dtype)
+        probs = torch.softmax(input.float(), dim=1).detach()
+        soft_target = onehot * w.unsqueeze(1) + probs * (1 - w.unsqueeze(1))
+        dice = self.dice(input, soft_target).flatten(1).mean(1)
+        return self._reduce(self.lambda_dice * dice + self.lambda_ce * ce)

@@ -3,7 +3,9 @@
 The segmentation is scored against ``truth`` when every evaluated case has one, else against the expert labels
 at the configured threshold (the output says which). The downstream step
 (:func:`~monai_noisylabel.downstream.run_downstream`) runs on features of the predicted masks and, as reference
-rows, of the expert labels and of the true masks.
+rows, of the expert labels and of the true masks. The reference rows need no trained network, so they are also
+computed on every patient of the dataset (:func:`reference_downstream`), each scored out of fold: the evaluated
+section alone is often too small for a stable AUC.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from monai_noisylabel.data.synthetic import LUS_CLASSES
 from monai_noisylabel.downstream import DOWNSTREAM_TASKS, lus_mask_features, run_downstream
 from monai_noisylabel.utils import atomic_write_text, check_int
 
-__all__ = ["predict_lus_masks", "evaluate_lus"]
+__all__ = ["predict_lus_masks", "evaluate_lus", "reference_downstream", "ALL_PATIENTS"]
 
 logger = logging.getLogger(__name__)
 CLINICAL_KEYS = ("patient", "timepoint", "sf_ratio", "sf_change", "readmission_30d")
+#: suffix of the downstream sources computed on every patient of the dataset
+ALL_PATIENTS = "_all_patients"
 
 
 @torch.no_grad()
@@ -84,6 +88,86 @@ def _load(transform: Callable[[Any], Any], entries: Sequence[Mapping[str, Any]],
     return [transform(dict(e))[key] for e in entries]
 
 
+def _truth_masks(entries: Sequence[Mapping[str, Any]], image_size: Sequence[int]) -> list[np.ndarray] | None:
+    """The ``truth`` masks at the network's size (nearest), or ``None`` when a case has none."""
+    if not entries or not all(e.get("truth") for e in entries):
+        return None
+    load_truth = Compose(
+        [
+            LoadImaged(keys="truth", image_only=True),
+            EnsureChannelFirstd(keys="truth"),
+            Resized(keys="truth", spatial_size=list(image_size), mode="nearest"),
+        ]
+    )
+    return [np.asarray(t)[0].astype(np.uint8) for t in _load(load_truth, entries, "truth")]
+
+
+def _clinical_downstream(
+    entries: Sequence[Mapping[str, Any]],
+    masks: Mapping[str, Sequence[np.ndarray]],
+    *,
+    cv_splits: int,
+    cv_repeats: int,
+    seed: int,
+    suffix: str = "",
+) -> dict[str, Any]:
+    """Source -> :func:`run_downstream` result on the features of ``masks[source]`` (one mask per entry)."""
+    clinical = [{"id": e["id"], **{k: e.get(k) for k in CLINICAL_KEYS}} for e in entries]
+    usable = [i for i, c in enumerate(clinical) if c["patient"] is not None and c["timepoint"] is not None]
+    if len(usable) < len(clinical):
+        logger.info(
+            f"evaluate_lus: {len(clinical) - len(usable)} frames without patient/timepoint left out of the downstream step"
+        )
+    out = {}
+    for source, ms in masks.items():
+        records = [{**clinical[i], "features": lus_mask_features(ms[i])} for i in usable]
+        out[source + suffix] = (
+            run_downstream(records, n_splits=cv_splits, n_repeats=cv_repeats, seed=seed) if records else {}
+        )
+    return out
+
+
+def reference_downstream(
+    data: Mapping[str, Any],
+    *,
+    preprocessing: Callable[[Any], Any],
+    image_size: Sequence[int],
+    sections: Sequence[str] = ("training", "validation", "test"),
+    cv_splits: int = 5,
+    cv_repeats: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The downstream tasks on the expert labels and the true masks of every patient in ``sections``.
+
+    No network is involved, so no patient has to be held out for these reference rows: the patient-grouped
+    cross-validation scores every patient out of fold. Sources are ``expert_labels_all_patients`` and, when every
+    frame has a ``truth``, ``true_masks_all_patients`` (:func:`~monai_noisylabel.downstream.run_downstream` results).
+
+    Example:
+        >>> import tempfile
+        >>> from monai_noisylabel.bundle import lus_label_transforms, prepare_lus_data
+        >>> d = prepare_lus_data(tempfile.mkdtemp(), num_synthetic=24, image_size=(32, 32))
+        >>> pre = Compose([LoadImaged(["image", "confidence"], image_only=True), EnsureChannelFirstd("image"),
+        ...                EnsureChannelFirstd("confidence", channel_dim=-1), *lus_label_transforms("hard")])
+        >>> out = reference_downstream(d, preprocessing=pre, image_size=(32, 32), cv_repeats=1)
+        >>> sorted(out), out["true_masks_all_patients"]["sf_regression"]["n_patients"]
+        (['expert_labels_all_patients', 'true_masks_all_patients'], 12)
+    """
+    entries = [e for section in sections for e in (data["entries"].get(section) or [])]
+    if not entries:
+        raise ValueError(f"reference_downstream: no frames in the sections {list(sections)}.")
+    items = [preprocessing({k: e[k] for k in ("id", "image", "confidence")}) for e in entries]
+    masks: dict[str, Sequence[np.ndarray]] = {
+        "expert_labels": [np.asarray(it["label"])[0].astype(np.uint8) for it in items]
+    }
+    truths = _truth_masks(entries, image_size)
+    if truths is not None:
+        masks["true_masks"] = truths
+    return _clinical_downstream(
+        entries, masks, cv_splits=cv_splits, cv_repeats=cv_repeats, seed=seed, suffix=ALL_PATIENTS
+    )
+
+
 def evaluate_lus(
     network: torch.nn.Module,
     data: Mapping[str, Any],
@@ -98,6 +182,7 @@ def evaluate_lus(
     cv_splits: int = 5,
     cv_repeats: int = 5,
     seed: int = 0,
+    reference_sections: Sequence[str] | None = ("training", "validation", "test"),
 ) -> dict[str, Any]:
     """Score ``network`` on one section of :func:`~monai_noisylabel.bundle.prepare_lus_data`'s data.
 
@@ -115,11 +200,14 @@ def evaluate_lus(
             weights.
         section: the section scored.
         cv_splits, cv_repeats, seed: the downstream cross-validation.
+        reference_sections: the sections whose patients the reference rows are also computed on
+            (:func:`reference_downstream`); ``None`` skips them.
 
     Returns:
         ``{"reference", "n_frames", "dice", "iou" (class -> mean), "mean_dice", "mean_iou", "frames" (per-frame
         rows), "downstream" (source -> :func:`~monai_noisylabel.downstream.run_downstream` result, sources
-        ``predicted``, ``expert_labels`` and, with truth, ``true_masks``)}``.
+        ``predicted``, ``expert_labels`` and, with truth, ``true_masks``, on the evaluated section; with
+        ``reference_sections``, ``expert_labels_all_patients`` and ``true_masks_all_patients`` too)}``.
     """
     if checkpoint is not None:
         load_network_weights(network, checkpoint, owner="evaluate_lus", map_location=device)
@@ -130,18 +218,8 @@ def evaluate_lus(
     images = [it["image"] for it in items]
     labels = [np.asarray(it["label"])[0].astype(np.uint8) for it in items]
     preds = predict_lus_masks(network, images, device)
-    has_truth = all(e.get("truth") for e in entries)
-    truths: list[np.ndarray] | None = None
-    if has_truth:
-        load_truth = Compose(
-            [
-                LoadImaged(keys="truth", image_only=True),
-                EnsureChannelFirstd(keys="truth"),
-                Resized(keys="truth", spatial_size=list(image_size), mode="nearest"),
-            ]
-        )
-        truths = [np.asarray(t)[0].astype(np.uint8) for t in _load(load_truth, entries, "truth")]
-    reference = "truth" if has_truth else f"expert labels at threshold {threshold}"
+    truths = _truth_masks(entries, image_size)
+    reference = "truth" if truths is not None else f"expert labels at threshold {threshold}"
     refs = truths if truths is not None else labels
 
     frames = []
@@ -157,17 +235,18 @@ def evaluate_lus(
     masks = {"predicted": preds, "expert_labels": labels}
     if truths is not None:
         masks["true_masks"] = truths
-    clinical = [{"id": e["id"], **{k: e.get(k) for k in CLINICAL_KEYS}} for e in entries]
-    usable = [i for i, c in enumerate(clinical) if c["patient"] is not None and c["timepoint"] is not None]
-    if len(usable) < len(clinical):
-        logger.info(
-            f"evaluate_lus: {len(clinical) - len(usable)} frames without patient/timepoint left out of the downstream step"
-        )
-    downstream = {}
-    for source, ms in masks.items():
-        records = [{**clinical[i], "features": lus_mask_features(ms[i])} for i in usable]
-        downstream[source] = (
-            run_downstream(records, n_splits=cv_splits, n_repeats=cv_repeats, seed=seed) if records else {}
+    downstream = _clinical_downstream(entries, masks, cv_splits=cv_splits, cv_repeats=cv_repeats, seed=seed)
+    if reference_sections:
+        downstream.update(
+            reference_downstream(
+                data,
+                preprocessing=preprocessing,
+                image_size=image_size,
+                sections=reference_sections,
+                cv_splits=cv_splits,
+                cv_repeats=cv_repeats,
+                seed=seed,
+            )
         )
     result = {
         "section": section,

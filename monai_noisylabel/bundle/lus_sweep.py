@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from monai_noisylabel.bundle.lus_eval import ALL_PATIENTS
 from monai_noisylabel.data.synthetic import LUS_CLASSES
 from monai_noisylabel.downstream import MetricFn, patient_bootstrap, row_metric
 from monai_noisylabel.utils import atomic_write_text, check_int, param_error
 
-__all__ = ["SWEEP_METRICS", "sweep_arms", "run_lus_sweep", "sweep_table", "plot_sweep"]
+__all__ = ["SWEEP_METRICS", "SWEEP_VARIANTS", "sweep_arms", "run_lus_sweep", "sweep_table", "plot_sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ _DOWNSTREAM = {
     "change_auc": ("sf_change", "auc"),
     "readmission_auc": ("readmission", "auc"),
 }
+#: label variants trained at the variant threshold besides the hard-label thresholds
+SWEEP_VARIANTS = ("soft", "ignore_band", "confidence_weighted")
 _REFERENCE_SOURCES = {"true_masks": "true masks", "expert_labels": "expert labels at 0.6"}
 
 
@@ -59,8 +62,8 @@ def sweep_arms(thresholds: Sequence[float], variants: Sequence[str], variant_thr
             raise param_error("sweep_arms", "thresholds", "numbers in (0, 1)", list(thresholds))
         arms[f"t{float(t):g}"] = {"threshold": float(t), "label_mode": "hard"}
     for v in variants:
-        if v not in ("soft", "ignore_band"):
-            raise param_error("sweep_arms", "variants", "a subset of ['soft', 'ignore_band']", list(variants))
+        if v not in SWEEP_VARIANTS:
+            raise param_error("sweep_arms", "variants", f"a subset of {list(SWEEP_VARIANTS)}", list(variants))
         arms[v] = {"threshold": float(variant_threshold), "label_mode": v}
     return arms
 
@@ -98,7 +101,41 @@ def _train_and_evaluate(bundle_dir: Path, run_dir: Path, overrides: Mapping[str,
         checkpoint=run_dir / "models" / "model.pt",
         cv_repeats=int(overrides.get("cv_repeats", 5)),
         seed=int(overrides["seed"]),
+        reference_sections=None,  # the sweep computes the all-patient reference rows once
     )
+
+
+def _all_patient_reference(bundle_dir: Path, out: Path, common: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`~monai_noisylabel.bundle.reference_downstream` on every patient, at threshold 0.6; cached in ``out``."""
+    from monai.bundle import ConfigWorkflow
+
+    from monai_noisylabel.bundle.lus_eval import reference_downstream
+
+    cache = out / "reference_all_patients.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    configs = bundle_dir / "configs"
+    run_dir = out / "runs" / "reference"
+    wf = ConfigWorkflow(
+        config_file=str(configs / "train.json"),
+        meta_file=str(configs / "metadata.json"),
+        logging_file=str(configs / "logging.conf"),
+        workflow_type="train",
+        **{"bundle_root": str(bundle_dir), "output_dir": str(run_dir), "ckpt_dir": str(run_dir / "models"),
+           **common, "threshold": 0.6, "label_mode": "hard", "seed": 0},
+    )  # fmt: skip
+    wf.initialize()
+    p = wf.parser
+    result = {
+        "downstream": reference_downstream(
+            p.get_parsed_content("data"),
+            preprocessing=p.get_parsed_content("validate#preprocessing"),
+            image_size=p.get_parsed_content("image_size"),
+            cv_repeats=int(common.get("cv_repeats", 5)),
+        )
+    }
+    atomic_write_text(cache, json.dumps(result) + "\n")
+    return result
 
 
 def _downstream_fn(task_result: Mapping[str, Any], metric: str, patients: Sequence[str]) -> MetricFn:
@@ -135,15 +172,17 @@ def sweep_table(
     seed: int = 0,
     reference_rows: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows ``{arm, metric, value, low, high, diff, diff_low, diff_high, diff_excludes_zero}`` for the sweep.
+    """Rows ``{arm, metric, n_patients, value, low, high, diff, diff_low, diff_high, diff_excludes_zero}``.
 
     Args:
         results: arm -> one :func:`~monai_noisylabel.bundle.evaluate_lus` result per seed (same patients).
         reference: the arm differences are taken to.
         n_boot: patient-bootstrap draws.
         seed: seed of the draws.
-        reference_rows: extra rows without differences, name -> ``(result, source)`` pairs as
-            ``{"result": ..., "source": "true_masks"}`` (downstream metrics only).
+        reference_rows: extra rows without differences, name -> ``{"result": ..., "source": "true_masks"}``
+            (downstream metrics only; the result needs only its ``"downstream"`` entry). The rows are bootstrapped
+            over the patients of their own downstream task, which may be more than the arms' (e.g. every patient of
+            the dataset for ``true_masks_all_patients``).
     """
     first = next(iter(results.values()))[0]
     patients = sorted({str(f["patient"]) for f in first["frames"]})
@@ -151,12 +190,15 @@ def sweep_table(
     for metric in SWEEP_METRICS:
         arms = {arm: [_metric_fns(r, patients)[metric] for r in runs] for arm, runs in results.items()}
         stats = patient_bootstrap(arms, patients, reference=reference, n_boot=n_boot, seed=seed)
-        rows += [{"arm": arm, "metric": metric, **s} for arm, s in stats.items()]
+        rows += [{"arm": arm, "metric": metric, "n_patients": len(patients), **s} for arm, s in stats.items()]
         if metric in _DOWNSTREAM:
+            task, name_ = _DOWNSTREAM[metric]
             for name, ref in (reference_rows or {}).items():
-                fn = _metric_fns(ref["result"], patients, ref["source"])[metric]
-                s = patient_bootstrap({name: [fn]}, patients, n_boot=n_boot, seed=seed)[name]
-                rows.append({"arm": name, "metric": metric, **s})
+                task_result = ref["result"]["downstream"][ref["source"]][task]
+                own = sorted({str(p) for p in task_result.get("patients") or []}) or patients
+                fn = _downstream_fn(task_result, name_, own)
+                s = patient_bootstrap({name: [fn]}, own, n_boot=n_boot, seed=seed)[name]
+                rows.append({"arm": name, "metric": metric, "n_patients": len(own), **s})
     return rows
 
 
@@ -228,7 +270,7 @@ def run_lus_sweep(
     *,
     bundle_dir: str | os.PathLike,
     thresholds: Sequence[float] = (0.5, 0.6, 0.7, 0.8),
-    variants: Sequence[str] = ("soft", "ignore_band"),
+    variants: Sequence[str] = SWEEP_VARIANTS,
     seeds: Sequence[int] = (0, 1, 2),
     image_size: int = 128,
     num_frames: int = 160,
@@ -289,13 +331,20 @@ def run_lus_sweep(
         if source in results[anchor][0]["downstream"]:
             label = name if anchor == "t0.6" or source == "true_masks" else f"expert labels at {anchor[1:]}"
             refs[label] = {"result": results[anchor][0], "source": source}
+    everyone = _all_patient_reference(bundle, out, common)
+    for source, name in _REFERENCE_SOURCES.items():
+        task = everyone["downstream"].get(source + ALL_PATIENTS, {}).get("sf_regression")
+        if task:
+            n = len(set(task["patients"]))
+            refs[f"{name} (all {n} patients)"] = {"result": everyone, "source": source + ALL_PATIENTS}
     rows = sweep_table(results, reference=reference, n_boot=n_boot, reference_rows=refs)
     md = markdown_table(rows, reference)
     header = ["arm", "metric", "value", "low", "high", "diff", "diff_low", "diff_high", "diff_excludes_zero"]
+    header.append("n_patients")
     csv_text = (
         ",".join(header)
         + "\n"
-        + "".join(",".join("" if r[h] is None else str(r[h]) for h in header) + "\n" for r in rows)
+        + "".join(",".join("" if r.get(h) is None else str(r[h]) for h in header) + "\n" for r in rows)
     )
     files = {
         "csv": atomic_write_text(out / "sweep.csv", csv_text),

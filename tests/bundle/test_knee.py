@@ -112,6 +112,17 @@ def test_target_vote_soft_and_prior():
     assert torch.allclose(off[0], x.mean(0))
 
 
+def test_weight_map_from_the_vote_or_the_union():
+    x = _raters()
+    image = torch.rand(1, 8, 8, 8)
+    union = KneeTargetd(target="soft")({"raters": x, "image": image})["label"][1]
+    vote = KneeTargetd(target="soft", weight_map="vote")({"raters": x, "image": image})["label"]
+    assert torch.equal(vote[1], (x.sum(0) >= 2).float()) and torch.equal(union, (x.sum(0) > 0).float())
+    assert vote[1].sum() < union.sum() and torch.allclose(vote[0], x.mean(0))  # the target is unchanged
+    with pytest.raises(ValueError, match="'weight_map' parameter of KneeTargetd must be one of"):
+        KneeTargetd(weight_map="raters")
+
+
 def test_target_from_a_plain_label_and_reference():
     mask = torch.zeros(1, 8, 8, 8)
     mask[0, 2:5, 2:5, 2:5] = 1

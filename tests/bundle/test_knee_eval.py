@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from monai_noisylabel.bundle import lesion_scores
-from monai_noisylabel.bundle.knee_eval import SCORE_NAMES, summarize_scores
+from monai_noisylabel.bundle import evaluate_knee, lesion_scores
+from monai_noisylabel.bundle.knee_eval import SCORE_NAMES, choose_threshold, summarize_scores
 
 
 def _two_lesions():
@@ -51,3 +52,31 @@ def test_shape_mismatch_and_summary():
     rows = [{n: 1.0 for n in SCORE_NAMES}, {n: 0.5 for n in SCORE_NAMES}]
     summary = summarize_scores(rows)
     assert summary["dice_mean"] == 0.75 and summary["dice_std"] == 0.25
+
+
+def _faint_case(seed: int) -> dict:
+    """A lesion the (identity) network sees at p 0.31-0.38, a rim around it at p 0.12."""
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.zeros(1, 12, 12, 12)
+    ref[:, 3:8, 3:8, 3:8] = 1
+    logits = torch.full((1, 12, 12, 12), -6.0)
+    logits[:, 2:9, 2:9, 2:9] = -2.0
+    logits[:, 3:8, 3:8, 3:8] = -0.8 + 0.3 * torch.rand(1, 5, 5, 5, generator=g)
+    return {"id": f"c{seed}", "image": logits, "label": ref, "reference": ref, "reference_kind": "truth"}
+
+
+def test_threshold_chosen_on_validation_cases(tmp_path):
+    identity, infer = torch.nn.Identity(), (lambda x, n: n(x))
+    val = [_faint_case(0), _faint_case(1)]
+    t, by = choose_threshold(identity, val, preprocessing=dict, inferer=infer)
+    assert t == 0.3 and by[0.3] == 1.0 and by[0.5] == 0.0 and by[0.1] < 0.6  # ties go to the one nearest 0.5
+    summary = evaluate_knee(identity, [_faint_case(2)], preprocessing=dict, inferer=infer, output_dir=tmp_path,
+                            threshold="validation", validation_data=val, validation_preprocessing=dict)  # fmt: skip
+    assert summary["threshold"] == 0.3 and summary["threshold_source"] == "validation"
+    assert summary["dice_mean"] == 1.0 and summary["validation_dice_by_threshold"]["0.5"] == 0.0
+    fixed = evaluate_knee(identity, [_faint_case(2)], preprocessing=dict, inferer=infer, output_dir=tmp_path)
+    assert fixed["dice_mean"] == 0.0 and fixed["threshold_source"] == "given"
+    with pytest.raises(ValueError, match="needs 'validation_data'"):
+        evaluate_knee(identity, val, preprocessing=dict, inferer=infer, output_dir=tmp_path, threshold="validation")
+    with pytest.raises(ValueError, match="'threshold' parameter of evaluate_knee"):
+        evaluate_knee(identity, val, preprocessing=dict, inferer=infer, output_dir=tmp_path, threshold="auto")

@@ -7,6 +7,7 @@ import torch
 from monai.transforms import Compose
 
 from monai_noisylabel.bundle import lus_label_transforms, lus_loss, prepare_lus_data
+from monai_noisylabel.bundle.lus import ConfidenceWeightedDiceCELoss
 
 
 def _confidence():
@@ -53,6 +54,29 @@ def test_losses_learn_signal():
     assert loss(wrong, hard) < loss(wrong, labelled)
     soft = torch.softmax(torch.randn(2, 5, 4, 4), 1)
     assert lus_loss("soft")(logits, soft).item() > 0
+
+
+def test_confidence_weighted_labels_and_loss():
+    out = Compose(lus_label_transforms("confidence_weighted", threshold=0.6))({"confidence": _confidence()})
+    label = out["label"]
+    assert label.shape == (2, 2, 3) and label.dtype == torch.float32
+    assert label[0].tolist() == [[1, 0, 0], [0, 0, 4]]  # the class map at the threshold
+    assert torch.allclose(label[1], torch.tensor([[0.3, 0.1, 1.0], [1.0, 1.0, 0.8]]))  # |2 m - 1|
+    loss = lus_loss("confidence_weighted")
+    assert isinstance(loss, ConfidenceWeightedDiceCELoss)
+    y = torch.zeros(1, 1, 4, 4)
+    y[..., :2, :] = 2
+    logits = torch.zeros(1, 5, 4, 4)
+    logits[:, 2, :2, :] = 4.0
+    logits[:, 1, 0, 0], logits[:, 2, 0, 0] = 8.0, 0.0  # a confident error on one labelled pixel
+    full = loss(logits, torch.cat([y, torch.ones_like(y)], 1))
+    weight = torch.ones_like(y)
+    weight[..., 0, 0] = 0.0  # the expert was unsure there
+    down = loss(logits, torch.cat([y, weight], 1))
+    assert down < full  # the uncertain pixel's error costs less
+    assert torch.isclose(full, lus_loss("hard")(logits, y.long()))  # weight 1 everywhere: the hard-label loss
+    with pytest.raises(ValueError, match="'target' parameter of ConfidenceWeightedDiceCELoss"):
+        loss(logits, y)
 
 
 def test_bad_parameters(tmp_path):

@@ -22,7 +22,16 @@ def test_smallest_sweep(tmp_path, capsys):
     out = tmp_path / "sweep"
     rows = list(csv.DictReader(open(out / "sweep.csv")))
     arms = {r["arm"] for r in rows}
-    assert {"t0.5", "t0.6", "soft", "true masks", "expert labels at 0.6"} == arms
+    refs = {
+        "true masks",
+        "expert labels at 0.6",
+        "true masks (all 20 patients)",
+        "expert labels at 0.6 (all 20 patients)",
+    }
+    assert {"t0.5", "t0.6", "soft"} | refs == arms
+    # the reference rows on every patient are bootstrapped over all 20, the test-split ones over the test patients
+    n = {r["arm"]: int(r["n_patients"]) for r in rows if r["metric"] == "change_auc" and r["arm"] in refs}
+    assert n["true masks (all 20 patients)"] == 20 > n["true masks"]
     dice = {r["arm"]: r for r in rows if r["metric"] == "mean_dice"}
     assert dice["t0.5"]["diff"] == "" and dice["t0.6"]["diff_excludes_zero"] in ("True", "False")
     assert float(dice["t0.6"]["low"]) <= float(dice["t0.6"]["value"]) <= float(dice["t0.6"]["high"])

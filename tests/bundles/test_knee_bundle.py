@@ -153,6 +153,14 @@ def test_evaluate(trained):
     assert all(r[1] == "truth" and 0 <= float(r[4]) <= 1 for r in rows[1:])
     summary = json.loads((tmp / "out" / "eval" / "summary.json").read_text())
     assert summary["reference"] == "truth" and summary["num_cases"] == len(test_ids) and "lesion_recall_mean" in summary
+    assert summary["threshold"] == 0.5 and summary["threshold_source"] == "given"
+    # the decision threshold chosen on the validation knees (against their majority vote), then applied to the test
+    wf = _workflow(["train.json", "evaluate.json"], **{**TINY, **_paths(tmp)}, eval_threshold="validation")
+    wf.run()
+    wf.finalize()
+    summary = json.loads((tmp / "out" / "eval" / "summary.json").read_text())
+    by = summary["validation_dice_by_threshold"]
+    assert summary["threshold_source"] == "validation" and by[str(summary["threshold"])] == max(by.values())
 
 
 def test_inference_keeps_the_input_geometry(trained, tmp_path):
@@ -269,6 +277,14 @@ def test_knee_compare_command(tmp_path, capsys):
     assert (tmp_path / "comparison.png").stat().st_size > 5000 and (tmp_path / "comparison.md").is_file()
     for arm in ("soft", "bce"):
         assert (tmp_path / arm / "seed0" / "models" / "model.pt").is_file()
+    assert "paired by seed" in out and set(results["margins_std"]) == set(results["margins"])
+    # finished trainings are evaluated again, not retrained, once their eval folder is gone
+    stamp = (tmp_path / "soft" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
+    shutil.rmtree(tmp_path / "soft" / "seed0" / "outputs" / "eval")
+    assert main(argv + [a for s in sets for a in ("--set", s)] + ["--set", 'eval_threshold="validation"']) == 0
+    assert (tmp_path / "soft" / "seed0" / "models" / "model.pt").stat().st_mtime_ns == stamp
+    summary = json.loads((tmp_path / "soft" / "seed0" / "outputs" / "eval" / "summary.json").read_text())
+    assert summary["threshold_source"] == "validation"
 
 
 @pytest.mark.slow

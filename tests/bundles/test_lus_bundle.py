@@ -143,10 +143,16 @@ def test_evaluate_writes_metrics_and_downstream(trained):
     assert set(metrics["dice"]) == set(LUS_CLASSES) and set(metrics["iou"]) == set(LUS_CLASSES)
     assert all(0 <= metrics["iou"][c] <= metrics["dice"][c] + 1e-9 <= 1 + 1e-9 for c in LUS_CLASSES)
     rows = list(csv.DictReader(open(eval_dir / "segmentation_per_frame.csv")))
-    test_ids = {e["id"] for e in wf.parser.get_parsed_content("data")["test"]}
+    data = wf.parser.get_parsed_content("data")
+    test_ids = {e["id"] for e in data["test"]}
     assert {r["id"] for r in rows} == test_ids
     down = list(csv.DictReader(open(eval_dir / "downstream.csv")))
-    assert {r["source"] for r in down} == {"predicted", "expert_labels", "true_masks"}
+    everyone = {"expert_labels_all_patients", "true_masks_all_patients"}
+    assert {r["source"] for r in down} == {"predicted", "expert_labels", "true_masks"} | everyone
+    # the reference rows on every patient of the set, scored out of fold, cover more patients than the test split
+    n = {r["source"]: int(r["n_patients"]) for r in down if r["task"] == "sf_regression"}
+    n_all = len({e["patient"] for s in ("training", "validation", "test") for e in data["entries"][s]})
+    assert n["true_masks_all_patients"] == n_all > n["true_masks"]
     assert {(r["task"], r["metric"]) for r in down} == {
         ("sf_regression", "mae"),
         ("sf_regression", "pearson_r"),
@@ -167,13 +173,15 @@ def test_resume_after_a_killed_run(tmp_path):
     assert [p[0] for p in history["train_loss"]] == [1, 2]  # epoch 1 was not trained again
 
 
-@pytest.mark.parametrize("mode", ["soft", "ignore_band"])
+@pytest.mark.parametrize("mode", ["soft", "ignore_band", "confidence_weighted"])
 def test_label_variants_train(tmp_path, mode):
     wf = _run(["train.json"], tmp_path, label_mode=mode, max_epochs=1, num_synthetic=16)
     batch = next(iter(wf.parser.get_parsed_content("train#dataloader")))
     label = batch["label"]
     if mode == "soft":
         assert label.shape[1] == 5 and torch.allclose(label.sum(1), torch.ones(()), atol=1e-5)
+    elif mode == "confidence_weighted":  # class map + weight in [0, 1], lower where the experts were unsure
+        assert label.shape[1] == 2 and 0 <= label[:, 1].min() < 0.5 and label[:, 1].max() <= 1
     else:
         assert label.shape[1] == 1 and (label == 255).any()  # the band below the threshold is ignored
     assert (tmp_path / "models" / "model.pt").is_file()
