@@ -95,7 +95,9 @@ class TrainingRandomState:
         self.generators = [g for g in (getattr(loader, "generator", None) for loader in loaders) if g is not None]
         for g in self.generators:
             if not isinstance(g, torch.Generator):
-                raise param_error("TrainingRandomState", "loaders", "data loaders whose generator is a torch.Generator", g)
+                raise param_error(
+                    "TrainingRandomState", "loaders", "data loaders whose generator is a torch.Generator", g
+                )
 
     def state_dict(self) -> dict[str, Any]:
         """The transforms' ``RandomState`` states and the loaders' generator states, as they are now."""
