@@ -45,7 +45,7 @@ def _random_states(obj: Any, seen: set[int]) -> Iterator[np.random.RandomState]:
                 yield from _random_states(value, seen)
 
 
-def _encode(state: tuple[Any, ...]) -> dict[str, Any]:
+def _encode(state: Any) -> dict[str, Any]:
     """A ``RandomState.get_state()`` tuple as tensors and plain numbers (loadable with ``weights_only=True``)."""
     name, keys, pos, has_gauss, cached = state
     return {
@@ -102,7 +102,7 @@ class TrainingRandomState:
     def state_dict(self) -> dict[str, Any]:
         """The transforms' ``RandomState`` states and the loaders' generator states, as they are now."""
         return {
-            "transforms": [_encode(s.get_state()) for s in self.states],
+            "transforms": [_encode(s.get_state(legacy=True)) for s in self.states],
             "generators": [g.get_state() for g in self.generators],
         }
 
