@@ -139,7 +139,8 @@ def reference_flags(scores: Any, reference: Any, *, level: float = 0.1, fraction
         fraction = reference_excess(s, reference, level=level)
     fraction = check_number("reference_flags", "fraction", fraction, 0.0, 1.0)
     k = round(fraction * int(ok.sum()))
-    order = np.argsort(-np.where(ok, s, -np.inf), kind="stable")[:k]
+    measured = np.flatnonzero(ok)  # a NaN never takes the place of a -inf score
+    order = measured[np.argsort(-s[measured], kind="stable")[:k]]
     out = np.zeros(s.shape[0], bool)
     out[order] = True
     return out
