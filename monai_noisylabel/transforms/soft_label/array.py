@@ -373,7 +373,7 @@ class AnatomicalPrior(Transform):
         _check_spatial(name, "image", im, x)
         if im.is_floating_point() and not bool(torch.isfinite(im).all()):
             n_bad = int((~torch.isfinite(im)).sum())
-            raise param_error(name, "image", "finite intensities", F._Desc(f"{n_bad} NaN/inf value(s)"))
+            raise param_error(name, "image", "intensities without NaN or inf", F._Desc(f"{n_bad} NaN/inf value(s)"))
         spacing = self.spacing
         if isinstance(spacing, list) and len(spacing) != x.ndim - 1:
             raise param_error(name, "spacing", f"one value per spatial axis ({x.ndim - 1})", spacing)
