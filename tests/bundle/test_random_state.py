@@ -1,0 +1,49 @@
+"""TrainingRandomState: the random state of the training transforms and loaders, through a weights_only checkpoint."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from monai.data import DataLoader, Dataset
+from monai.transforms import Compose, RandAffined, RandGaussianNoised
+
+from monai_noisylabel.bundle import TrainingRandomState
+
+
+def _pipeline():
+    return Compose([
+        RandAffined("img", prob=1.0, rotate_range=0.5),
+        RandGaussianNoised("img", prob=1.0),
+    ]).set_random_state(seed=3)  # fmt: skip
+
+
+def _epoch(loader):
+    return torch.cat([b["img"].as_tensor() if hasattr(b["img"], "as_tensor") else b["img"] for b in loader])
+
+
+def test_resumed_state_draws_what_the_uninterrupted_run_draws(global_rng_guard):
+    data = [{"img": torch.full((1, 6, 6), float(i))} for i in range(6)]
+    pipeline = _pipeline()
+    loader = DataLoader(Dataset(data, pipeline), batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(0))
+    state = TrainingRandomState(pipeline, [loader])
+    assert len(state.states) >= 3  # RandAffined's own array transform and its grid are searched too
+    _epoch(loader)
+    buffer = io.BytesIO()
+    torch.save({"random_state": state.state_dict()}, buffer)
+    expected = _epoch(loader)  # epoch 2 of the uninterrupted run
+
+    fresh = _pipeline()  # a new process: the pipeline and the loader start from their seeds again
+    loader2 = DataLoader(Dataset(data, fresh), batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(0))
+    restored = TrainingRandomState(fresh, [loader2])
+    assert not torch.equal(_epoch(loader2), expected)  # without the state: epoch 1's draws again
+    buffer.seek(0)
+    restored.load_state_dict(torch.load(buffer, weights_only=True)["random_state"])
+    torch.testing.assert_close(_epoch(loader2), expected)
+
+
+def test_a_checkpoint_of_another_pipeline_is_named():
+    state = TrainingRandomState(_pipeline())
+    with pytest.raises(ValueError, match="random state has 0 transform and 0 loader states"):
+        state.load_state_dict({"transforms": [], "generators": []})
