@@ -90,6 +90,9 @@ class TrainingRandomState:
         True
     """
 
+    #: a checkpoint written before this entry existed still resumes (``ResumeFromLatestCheckpoint`` warns)
+    optional_in_checkpoint = True
+
     def __init__(self, transforms: Any = (), loaders: Sequence[Any] = ()) -> None:
         self.states = list(_random_states(transforms, set()))
         self.generators = [g for g in (getattr(loader, "generator", None) for loader in loaders) if g is not None]

@@ -47,3 +47,18 @@ def test_a_checkpoint_of_another_pipeline_is_named():
     state = TrainingRandomState(_pipeline())
     with pytest.raises(ValueError, match="random state has 0 transform and 0 loader states"):
         state.load_state_dict({"transforms": [], "generators": []})
+
+
+def test_a_checkpoint_without_the_random_state_still_resumes(tmp_path, caplog):
+    from ignite.engine import Engine
+
+    from monai_noisylabel.bundle import ResumeFromLatestCheckpoint
+
+    net = torch.nn.Linear(2, 2)
+    torch.save({"model": net.state_dict()}, tmp_path / "checkpoint_epoch=1.pt")  # written before the entry existed
+    engine = Engine(lambda e, b: None)
+    resume = ResumeFromLatestCheckpoint(tmp_path, {"model": net, "random_state": TrainingRandomState(_pipeline())})
+    resume.attach(engine)
+    with caplog.at_level("WARNING"):
+        engine.run([0], max_epochs=1)
+    assert "has no ['random_state']" in caplog.text
