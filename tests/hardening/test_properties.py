@@ -65,6 +65,33 @@ def test_label_noise_transforms(name, data):
         assert set(np.unique(as_numpy(out)).tolist()) <= set(np.unique(values).tolist()) | {0}
 
 
+@pytest.mark.parametrize("name", list(NOISE))
+@given(data=st.data())
+def test_label_noise_dictionary_transforms(name, data):
+    """The dictionary versions: the same draw as the array version, other keys untouched."""
+    rng, shape, n = _rng(data), data.draw(spatial_shapes), data.draw(st.integers(2, 4))
+    label = wrap(label_values(data.draw, (1, *shape), n, rng), data.draw(st.sampled_from(CONTAINERS)))
+    image = wrap(rng.random((1, *shape)).astype(np.float32), "numpy")
+    array, seed = NOISE[name](n), data.draw(seeds)
+    array.set_random_state(seed=seed)
+    dictionary = _dict_twin(name, n)
+    dictionary.set_random_state(seed=seed)
+    out, err = call(f"{name}d", dictionary, {"label": label, "image": image, "id": "case0"})
+    if err is None:
+        expected = array(label)
+        np.testing.assert_array_equal(as_numpy(out["label"]), as_numpy(expected))
+        assert out["image"] is image
+
+
+def _dict_twin(name: str, n: int):
+    kwargs = {
+        "RandLabelNoise": {"prob": 1.0, "radius": (1, 2), "max_shift": 1},
+        "RandLabelBias": {"prob": 1.0, "label_class": 1, "radius": 1},
+        "RandLabelOmission": {"prob": 1.0, "classes": 1},
+    }[name]
+    return getattr(nl, f"{name}d")("label", num_classes=n, **kwargs)
+
+
 @given(data=st.data())
 def test_threshold_binarize(data):
     rng, shape = _rng(data), data.draw(spatial_shapes)
@@ -247,6 +274,32 @@ def test_reference_scores(data):
 
 
 @given(data=st.data())
+def test_combine_with_reference(data):
+    rng = _rng(data)
+    n, m = data.draw(st.integers(0, 10)), data.draw(st.integers(0, 10))
+    names = sorted(data.draw(st.sets(st.sampled_from(["loss", "offset"]), min_size=1)))
+    scores = {k: _scores(data, rng, n) for k in names}
+    reference = {k: _scores(data, rng, m) for k in names}
+    out, err = call("combine_with_reference", det.combine_with_reference, scores, reference)
+    if err is None:
+        combined, ref_combined, weights = out
+        assert combined.shape == (n,) and ref_combined.shape == (m,) and set(weights) <= set(names)
+        finite = combined[np.isfinite(combined)]
+        assert np.all((finite >= 0) & (finite <= 1))
+
+
+@given(data=st.data())
+def test_per_sample_loss(data):
+    rng = _rng(data)
+    probs, labels, batch, _, _ = _probs_and_labels(data, rng)
+    logits = torch.as_tensor(np.log(np.clip(as_numpy(probs).astype(np.float32), 1e-6, None)))
+    labels = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels)
+    out, err = call("per_sample_loss", det.per_sample_loss, nl.SampleDiceCELoss(reduction="none"), logits, labels)
+    if err is None:
+        assert tuple(out.shape) == (batch,)
+
+
+@given(data=st.data())
 def test_detection_metrics(data):
     rng = _rng(data)
     scores = _scores(data, rng)
@@ -356,6 +409,18 @@ def test_sharpen_and_lcm_soft_target(data):
         assert values.shape == (batch, classes, *shape)
         finite = values[np.isfinite(values)]
         assert np.all((finite >= 0) & (finite <= 1 + 1e-3))
+
+
+@given(data=st.data())
+def test_lcm_pseudo_labels(data):
+    rng = _rng(data)
+    probs, labels, batch, _, shape = _probs_and_labels(data, rng)
+    clean = nonfinite(data.draw, rng.random(batch), rng).tolist()
+    out, err = call("lcm_pseudo_labels", ref.lcm_pseudo_labels, probs, labels, clean)
+    if err is None:
+        assert out.labels.shape[0] == batch and tuple(out.labels.shape[2:]) == shape
+        finite = np.isfinite(as_numpy(probs).astype(np.float64)).reshape(batch, -1).all(1)
+        assert not np.asarray(out.refurbished)[~finite].any()
 
 
 @given(data=st.data())
