@@ -6,6 +6,10 @@ seeded once when the ``Compose`` is built) and the data loader's ``torch.Generat
 resumed from ``checkpoint_epoch=N.pt`` without them replays epoch 1's augmentations and order in epoch ``N + 1``.
 :class:`TrainingRandomState` saves them with the checkpoint and puts them back on resume; it never touches the
 global numpy or torch RNG.
+
+:class:`BestModelState` does the same for the best-model record: the key-metric list of the ``CheckpointSaver``
+that writes ``models/model.pt`` and the evaluator's best metric, so that after a resume ``model.pt`` is replaced
+only by an epoch better than every epoch before the kill.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from monai.transforms import Randomizable
 
 from monai_noisylabel.utils import param_error
 
-__all__ = ["TrainingRandomState"]
+__all__ = ["BestModelState", "TrainingRandomState"]
 
 
 def _random_states(obj: Any, seen: set[int]) -> Iterator[np.random.RandomState]:
@@ -121,3 +125,48 @@ class TrainingRandomState:
             rs.set_state(_decode(s))
         for g, s in zip(self.generators, gens):
             g.set_state(s)
+
+
+class BestModelState:
+    """``state_dict``/``load_state_dict`` over a key-metric ``CheckpointSaver``'s record and its evaluator's best metric.
+
+    A fresh ``CheckpointSaver(save_key_metric=True)`` has no record, so without this the first validation after a
+    resume writes the best-model file even when an epoch before the kill scored higher. Put it in the trainer's
+    ``save_dict`` (the trainer checkpoint is written after the epoch's validation).
+
+    Args:
+        saver: the MONAI ``CheckpointSaver`` with ``save_key_metric=True``.
+        evaluator: the evaluator whose ``state.best_metric``/``best_metric_epoch`` go with it (optional).
+
+    Example:
+        >>> import tempfile, torch
+        >>> from monai.handlers import CheckpointSaver
+        >>> saver = CheckpointSaver(tempfile.mkdtemp(), {"model": torch.nn.Linear(1, 1)}, save_key_metric=True)
+        >>> BestModelState(saver).state_dict()
+        {'saved': []}
+    """
+
+    optional_in_checkpoint = True
+
+    def __init__(self, saver: Any, evaluator: Any = None) -> None:
+        checkpoint = getattr(saver, "_key_metric_checkpoint", None)
+        if checkpoint is None:
+            raise param_error("BestModelState", "saver", "a CheckpointSaver with save_key_metric=True", saver)
+        self.checkpoint: Any = checkpoint
+        self.key = next(iter(checkpoint.state_dict()))  # ignite's name of its record ("_saved" in 0.5)
+        self.evaluator = evaluator
+
+    def state_dict(self) -> dict[str, Any]:
+        """The saver's ``(score, filename)`` list and, with an evaluator, its best metric and epoch."""
+        out: dict[str, Any] = {"saved": [[float(p), str(f)] for p, f in self.checkpoint.state_dict()[self.key]]}
+        if self.evaluator is not None:
+            out["best_metric"] = float(self.evaluator.state.best_metric)
+            out["best_metric_epoch"] = int(self.evaluator.state.best_metric_epoch)
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Put back what :meth:`state_dict` returned."""
+        self.checkpoint.load_state_dict({self.key: [(float(p), str(f)) for p, f in state.get("saved", [])]})
+        if self.evaluator is not None and "best_metric" in state:
+            self.evaluator.state.best_metric = float(state["best_metric"])
+            self.evaluator.state.best_metric_epoch = int(state["best_metric_epoch"])

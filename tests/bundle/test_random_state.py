@@ -62,3 +62,36 @@ def test_a_checkpoint_without_the_random_state_still_resumes(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         engine.run([0], max_epochs=1)
     assert "has no ['random_state']" in caplog.text
+
+
+def test_best_model_record_survives_a_resume(tmp_path):
+    from ignite.engine import Engine, Events
+    from monai.handlers import CheckpointSaver
+
+    from monai_noisylabel.bundle import BestModelState
+
+    scores = iter([0.5, 0.9, 0.7])
+
+    def _saver():
+        evaluator = Engine(lambda e, b: None)
+        evaluator.state.best_metric, evaluator.state.best_metric_epoch = -1, -1
+        evaluator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(dice=next(scores)))
+        saver = CheckpointSaver(
+            str(tmp_path), {"model": torch.nn.Linear(1, 1)}, save_key_metric=True, key_metric_filename="model.pt"
+        )
+        saver.attach(evaluator)
+        evaluator.state.key_metric_name = "dice"
+        return evaluator, saver
+
+    evaluator, saver = _saver()
+    state = BestModelState(saver, evaluator)
+    evaluator.run([0], max_epochs=2)  # 0.5, then 0.9: the record holds 0.9
+    evaluator.state.best_metric, evaluator.state.best_metric_epoch = 0.9, 2
+    saved = state.state_dict()
+    assert saved["saved"][0][0] == pytest.approx(0.9) and saved["best_metric"] == pytest.approx(0.9)
+    before = (tmp_path / "model.pt").stat().st_mtime_ns
+    resumed, saver2 = _saver()  # a new process
+    BestModelState(saver2, resumed).load_state_dict(saved)
+    assert resumed.state.best_metric == pytest.approx(0.9) and resumed.state.best_metric_epoch == 2
+    resumed.run([0], max_epochs=1)  # 0.7 < 0.9: model.pt is not replaced
+    assert (tmp_path / "model.pt").stat().st_mtime_ns == before
