@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,10 @@ def pytest_sessionfinish(session):
 def pytest_terminal_summary(terminalreporter):
     if _TREE_REPORT:
         terminalreporter.write_line("".join(_TREE_REPORT))
+    proplib = sys.modules.get("_proplib")  # the property tests ran (tests/hardening/_proplib.py): their count
+    if proplib is not None and proplib.CASES:
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(proplib.OUTCOMES.items()))
+        terminalreporter.write_line(
+            f"hypothesis ({proplib.PROFILE} profile): {sum(proplib.CASES.values())} cases over "
+            f"{len(proplib.CASES)} functions ({outcomes})"
+        )

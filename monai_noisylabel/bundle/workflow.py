@@ -181,7 +181,11 @@ class ResumeFromLatestCheckpoint:
             load_dict = self.load_dict
             optional = [k for k, v in load_dict.items() if getattr(v, "optional_in_checkpoint", False)]
             if optional:  # entries newer than the checkpoint (e.g. the random state): resume without them
-                present = set(torch.load(self.path, map_location="cpu", weights_only=True))
+                try:
+                    content = torch.load(self.path, map_location="cpu", weights_only=True)
+                except Exception:  # not a checkpoint: CheckedCheckpointLoader names the file and the reason
+                    content = None
+                present = set(content) if isinstance(content, dict) else set(optional)
                 missing = [k for k in optional if k not in present]
                 if missing:
                     logger.warning(f"{self.path} has no {missing}: resuming without them (the run may not repeat)")

@@ -1,4 +1,4 @@
-"""Shared by the property-based tests and ``tests/hardening/conftest.py``: profiles, strategies, the call contract.
+"""Shared by the property-based tests: hypothesis profiles, strategies, the call contract, the case count.
 
 Profiles (``MONAI_NOISYLABEL_HYPOTHESIS`` selects one; ``ci`` when unset):
 
@@ -32,7 +32,7 @@ settings.register_profile("long", deadline=None, max_examples=500, suppress_heal
 PROFILE = os.environ.get(PROFILE_ENV, "ci")
 settings.load_profile(PROFILE)
 
-CASES: Counter[str] = Counter()  # property -> examples run (printed at the end of the session)
+CASES: Counter[str] = Counter()  # function -> calls made (``tests/conftest.py`` prints the total at the end)
 OUTCOMES: Counter[str] = Counter()  # "result" / "ValueError"
 
 INT_DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.int64]
