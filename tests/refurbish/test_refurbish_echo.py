@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import corrupt_dilate_lv, dice_fg, simulated_probs
 from monai.data import CacheDataset
