@@ -27,6 +27,7 @@ def test_make_data_cli(tmp_path, capsys):
     assert main(["check-datalist", str(tmp_path / "datalist.json"), "--keys", "image", "confidence", "truth"]) == 0
 
 
+@pytest.mark.dataset_edits  # deletes a file of the tree make-data wrote
 @pytest.mark.parametrize(("kind", "size", "files"), [("lus", "32,32", "confidence"), ("knee", "24,24,24", "raters")])
 def test_check_datalist_every_kind(tmp_path, capsys, kind, size, files):
     """Every section and every file key of the datalists make-data writes are checked by default."""

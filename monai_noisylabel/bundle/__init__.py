@@ -9,6 +9,8 @@
   soft-label target, class-balanced loss, and voxel + lesion-level evaluation.
 - :mod:`monai_noisylabel.bundle.checks`: output-folder, image/label content and checkpoint checks that stop a run
   before training with a message naming the file.
+- :class:`TrainingRandomState`: the training transforms' and loaders' random states, saved with each checkpoint so
+  a resumed run goes on exactly as an uninterrupted one; :class:`BestModelState`, the best-model record.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from monai_noisylabel.bundle.knee import KneeLesionLoss, KneeTargetd, knee_probe
 from monai_noisylabel.bundle.knee_eval import evaluate_knee, lesion_scores, rater_scores
 from monai_noisylabel.bundle.lus import IGNORE_VALUE, LABEL_MODES, lus_label_transforms, lus_loss, prepare_lus_data
 from monai_noisylabel.bundle.lus_eval import evaluate_lus, predict_lus_masks
+from monai_noisylabel.bundle.random_state import BestModelState, TrainingRandomState
 from monai_noisylabel.bundle.workflow import (
     HISTORY_FILENAME,
     ResumeFromLatestCheckpoint,
@@ -72,4 +75,6 @@ __all__ = [
     "check_output_dir",
     "check_segmentation_files",
     "prepare_output_dir",
+    "TrainingRandomState",
+    "BestModelState",
 ]

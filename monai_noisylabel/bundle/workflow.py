@@ -223,8 +223,20 @@ class ResumeFromLatestCheckpoint:
         self.path = self.latest() if self.enabled else None
         if self.path is not None:
             logger.info(f"resuming from {self.path}")
+            load_dict = self.load_dict
+            optional = [k for k, v in load_dict.items() if getattr(v, "optional_in_checkpoint", False)]
+            if optional:  # entries newer than the checkpoint (e.g. the random state): resume without them
+                try:
+                    content = torch.load(self.path, map_location="cpu", weights_only=True)
+                except Exception:  # not a checkpoint: CheckedCheckpointLoader names the file and the reason
+                    content = None
+                present = set(content) if isinstance(content, dict) else set(optional)
+                missing = [k for k in optional if k not in present]
+                if missing:
+                    logger.warning(f"{self.path} has no {missing}: resuming without them (the run may not repeat)")
+                load_dict = {k: v for k, v in load_dict.items() if k not in missing}
             # torch.load takes a device string; MONAI's hint says dict
-            CheckedCheckpointLoader(str(self.path), self.load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
+            CheckedCheckpointLoader(str(self.path), load_dict, map_location="cpu").attach(engine)  # type: ignore[arg-type]
 
 
 class TrainingProgress:

@@ -193,7 +193,8 @@ def reference_flags(
         if evidence <= alpha / len(tails):
             fraction = max(fraction, (shares[1] - 1.0 / m) / (1.0 - 1.0 / m))
         k = round(fraction * n)
-    order = np.argsort(-np.where(ok, s, -np.inf), kind="stable")[:k]
+    measured = np.flatnonzero(ok)  # a NaN never takes the place of a -inf score
+    order = measured[np.argsort(-s[measured], kind="stable")[:k]]
     out = np.zeros(s.shape[0], bool)
     out[order] = True
     return out

@@ -72,6 +72,10 @@ class SampleDiceCELoss(_Loss):
             )
         y = target[:, 0].long()
         valid = y != self.ignore_index
+        unknown = valid & ((y < 0) | (y >= input.shape[1]))
+        if bool(unknown.any()):
+            expected = f"class indices in [0, {input.shape[1]}) or ignore_index {self.ignore_index}"
+            raise param_error(type(self).__name__, "target", expected, sorted(set(y[unknown].tolist()))[:5])
         y_safe = torch.where(valid, y, torch.zeros_like(y))
         ce = torch.nn.functional.cross_entropy(input.float(), y_safe, reduction="none") * valid
         ce = ce.flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)

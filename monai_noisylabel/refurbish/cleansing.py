@@ -42,6 +42,16 @@ def _finite(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _measured(row: Mapping[str, Any]) -> bool:
+    """False for a sample whose scores hold a NaN/inf measurement (it is reported and flagged, never relabelled)."""
+    if row.get("nonfinite"):
+        return False
+    return all(_finite(v) is not None for k in _SCORED if (v := row.get(k)) is not None)
+
+
+_SCORED = ("vog", "loss", "gmm_noisy_prob", "offset")
+
+
 def split_noisy(
     table: Mapping[str, Mapping[str, Any]],
     *,
@@ -62,6 +72,10 @@ def split_noisy(
         threshold: GMM posterior above which a sample is noisy, in [0, 1) (DivideMix: 0.5).
         min_samples: with ``source="gmm"`` or ``"offset"``, fewer scored samples skip the split.
 
+    A sample with a NaN/inf score (its row's ``nonfinite`` set, or a non-finite ``vog``/``loss``/
+    ``gmm_noisy_prob``/``offset`` value, e.g. from a NaN image) is never in the split, whatever ``source``:
+    ``label_scores.csv`` reports and flags it, but no pseudo-label is built from a model that could not score it.
+
     Returns:
         ``(noisy, "")`` with ``noisy`` a dict id -> ``P(clean)`` in [0, 1], or ``(None, reason)`` when the GMM
         cannot split: fewer than ``min_samples`` scored samples, or all losses equal.
@@ -79,6 +93,7 @@ def split_noisy(
     check_choice(owner, "source", source, SPLIT_SOURCES)
     threshold = check_number(owner, "threshold", threshold, 0.0, 1.0, open_max=True)
     min_samples = check_int(owner, "min_samples", min_samples, 2)
+    table = {i: row for i, row in table.items() if _measured(row)}
     if source == "flagged":
         return {str(i): 0.0 for i, row in table.items() if row.get("flagged")}, ""
     if source == "offset":
@@ -96,9 +111,7 @@ def split_noisy(
     losses = []
     for i, row in table.items():
         p, loss = _finite(row.get("gmm_noisy_prob")), _finite(row.get("loss"))
-        if row.get("gmm_noisy_prob") is not None and float(row["gmm_noisy_prob"]) >= 1.0 and loss is None:
-            scored[str(i)] = 1.0  # a non-finite loss: the detection handler's posterior is 1.0
-        elif p is not None and loss is not None:
+        if p is not None and loss is not None:
             scored[str(i)] = p
             losses.append(loss)
     if len(losses) < min_samples:

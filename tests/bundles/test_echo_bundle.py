@@ -225,6 +225,7 @@ def test_resume_after_a_killed_run(tmp_path):
 # ------------------------------------------------------------------------------------------ data sources
 
 
+@pytest.mark.dataset_edits  # writes its own datalist into the generated tree
 def test_user_datalist(tmp_path):
     src = generate_echo_dataset(tmp_path / "mine", num=16, size=(32, 32))
     full = json.loads(src.read_text())
@@ -304,6 +305,7 @@ def test_unknown_noise_kind_fails_before_training(tmp_path):
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
+@pytest.mark.dataset_edits  # deletes a label from the generated tree
 def test_datalist_with_missing_files(tmp_path):
     src = generate_echo_dataset(tmp_path / "mine", num=8, size=(32, 32))
     (tmp_path / "mine" / "labelsTr" / f"{json.loads(src.read_text())['training'][0]['id']}.nii.gz").unlink()

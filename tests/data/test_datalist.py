@@ -18,6 +18,7 @@ def test_load_resolves_and_checks(echo):
     assert entries and all(e["image"].startswith(str(echo.parent)) for e in entries)
 
 
+@pytest.mark.dataset_edits  # builds a malformed dataset in the generated tree
 def test_missing_file_named(echo):
     data = json.loads(echo.read_text())
     data["training"][0]["label"] = "labelsTr/nope.nii.gz"
@@ -26,6 +27,7 @@ def test_missing_file_named(echo):
         load_datalist(echo, "training")
 
 
+@pytest.mark.dataset_edits  # builds a malformed dataset in the generated tree
 def test_shape_mismatch_named(echo):
     data = json.loads(echo.read_text())
     save_nifti(np.zeros((16, 16), np.uint8), echo.parent / "small.nii.gz")
@@ -35,6 +37,7 @@ def test_shape_mismatch_named(echo):
         load_datalist(echo, "training")
 
 
+@pytest.mark.dataset_edits  # builds a malformed dataset in the generated tree
 def test_colliding_ids(echo):
     data = json.loads(echo.read_text())
     data["training"][1]["id"] = data["training"][0]["id"]

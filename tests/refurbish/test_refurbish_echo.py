@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from conftest import corrupt_dilate_lv, dice_fg, simulated_probs
 from monai.data import CacheDataset
@@ -49,6 +50,7 @@ def _sha_tree(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.dataset_edits  # writes the noisy labels into the generated tree
 def test_oracle_refurbishment_through_a_cached_dataset(tmp_path, global_rng_guard):
     root = generate_echo_dataset(tmp_path / "data", num=6, seed=2, size=(32, 32)).parent
     dl = json.loads((root / "datalist.json").read_text())

@@ -84,6 +84,7 @@ def test_manifest_rows_are_replaced_appended_and_removed(tmp_path):
     assert read_refurbish_manifest(tmp_path / "nothing") == []
 
 
+@pytest.mark.dataset_edits  # plants trap files in the generated tree
 def test_refuses_to_overwrite_the_original(echo_dir):
     entry = json.loads((echo_dir / "datalist.json").read_text())["training"][0]
     # an output_dir whose refurbished/<id>.nii.gz IS the original label file

@@ -363,10 +363,9 @@ class AnatomicalPrior(Transform):
         im = convert_to_tensor(image, track_meta=False, device=x.device)
         _check_spatial(name, "region", r, x)
         _check_spatial(name, "image", im, x)
-        if im.is_floating_point() and bool(torch.isnan(im).any()):
-            raise param_error(
-                name, "image", "intensities without NaN", F._Desc(f"{int(torch.isnan(im).sum())} NaN value(s)")
-            )
+        if im.is_floating_point() and not bool(torch.isfinite(im).all()):
+            n_bad = int((~torch.isfinite(im)).sum())
+            raise param_error(name, "image", "intensities without NaN or inf", F._Desc(f"{n_bad} NaN/inf value(s)"))
         spacing = self.spacing
         if isinstance(spacing, list) and len(spacing) != x.ndim - 1:
             raise param_error(name, "spacing", f"one value per spatial axis ({x.ndim - 1})", spacing)
