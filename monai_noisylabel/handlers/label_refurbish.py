@@ -157,39 +157,42 @@ class LabelRefurbishHandler:
     Args:
         probe_loader: dict batches of the training images and their original labels, without augmentation.
         store: the :class:`~monai_noisylabel.refurbish.LabelStore` the training pipeline reads.
+        mode: ``"hard"``, ``"lcm"`` or ``"select"`` (see above).
+        split: ``"flagged"``, ``"gmm"`` or ``"offset"`` (``flags=None`` only); default ``"flagged"`` for ``hard``,
+            ``"gmm"`` otherwise (the echo bundle uses ``"flagged"`` for every mode: the reference-based flag rule
+            flags next to nothing on clean labels, a GMM always splits). A flagged sample has ``P(clean) = 0``; a
+            GMM-noisy one ``1 - gmm_noisy_prob``.
         flags: ``None`` (use the detection handlers' ``flagged`` column), a collection of sample ids (oracle
             flags; an id that is not in ``probe_loader`` raises ``ValueError``), or ``flags(engine) -> ids``.
+        gmm_threshold: ``gmm_noisy_prob`` above which a sample is noisy (``split="gmm"``).
+        min_split_samples: fewer scored samples skip the GMM split (logged).
+        unrefurbish_clean: drop a stored label once its sample is no longer flagged (default True).
         warmup: no refurbishment during the first ``warmup`` epochs.
         every: refurbish after epochs ``e > warmup`` with ``e % every == 0`` (ignored with ``epochs``).
         epochs: explicit epochs (1-based) after which to refurbish.
+        select_first: ``hard`` and ``lcm``: hold a newly flagged (noisy) sample out of the loss (weight 0) until
+            the next refurbishment epoch and relabel it only then (see above). Default False.
+        refresh: rebuild the pseudo-labels of already refurbished samples at every refurbishment epoch.
         teacher: an :class:`~monai_noisylabel.refurbish.EMATeacher` of the network, updated after every
             iteration and used for the pseudo-labels; ``None``: the current network.
+        activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
+        inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
         delta: confidence gate in [0, 1]: where the maximum class probability is below it a voxel keeps its
             given label (``below="keep"``) or gets ``ignore_value`` (``below="ignore"``).
         below: ``"keep"`` or ``"ignore"``.
         ignore_value: the value a gated voxel gets with ``below="ignore"`` (a loss must skip it).
         largest_component: keep the largest connected component of each class (MONAI's transform).
-        activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
-        inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
-        rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
-        unrefurbish_clean: drop a stored label once its sample is no longer flagged (default True).
-        refresh: rebuild the pseudo-labels of already refurbished samples at every refurbishment epoch.
         max_fraction_changed: a pseudo-label that changes more than this fraction of the voxels of the given
-            label is not used (the sample keeps its label; the reason is kept in :attr:`skipped`): a guard
+            label is not used (the sample keeps its label, or stays held out with ``select_first``; the reason is
+            kept in :attr:`skipped`): a guard
             against refurbishing from a model that has not learned the task yet. Default 1.0 (off).
+        temperature: sharpening temperature of the LCM targets (``lcm``).
+        rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
+        select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
         output_dir: run folder for ``refurbished/`` and ``label_scores.csv``; ``None``: nothing written.
         image_key, label_key, id_key: batch keys (ids fall back to the label's ``filename_or_obj``).
         flag_key: batch key of the "label came from the store" flag set by ``ApplyStoredLabeld``.
         name: logger name; default: ``engine.logger``.
-        mode: ``"hard"``, ``"lcm"`` or ``"select"`` (see above).
-        split: ``"flagged"`` or ``"gmm"`` (``flags=None`` only); default ``"flagged"`` for ``hard``, ``"gmm"``
-            otherwise. A flagged sample has ``P(clean) = 0``; a GMM-noisy one ``1 - gmm_noisy_prob``.
-        gmm_threshold: ``gmm_noisy_prob`` above which a sample is noisy (``split="gmm"``).
-        min_split_samples: fewer scored samples skip the GMM split (logged).
-        temperature: sharpening temperature of the LCM targets (``lcm``).
-        select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
-        select_first: ``hard`` and ``lcm``: hold a newly flagged (noisy) sample out of the loss (weight 0) until
-            the next refurbishment epoch and relabel it only then (see above). Default False.
 
     Example:
         >>> import torch
@@ -216,34 +219,39 @@ class LabelRefurbishHandler:
         probe_loader: Iterable[Any],
         store: LabelStore,
         *,
+        # what is done, to which samples
+        mode: str = "hard",
+        split: str | None = None,
         flags: Collection[Any] | Callable[[Any], Iterable[Any]] | None = None,
+        gmm_threshold: float = 0.5,
+        min_split_samples: int = 4,
+        unrefurbish_clean: bool = True,
+        # when
         warmup: int = 0,
         every: int = 1,
         epochs: Sequence[int] | None = None,
+        select_first: bool = False,
+        refresh: bool = False,
+        # the pseudo-label or soft target
         teacher: EMATeacher | None = None,
+        activation: str = "softmax",
+        inferer: Callable[..., Any] | None = None,
         delta: float = 0.0,
         below: str = "keep",
         ignore_value: int = 255,
         largest_component: bool = True,
-        activation: str = "softmax",
-        inferer: Callable[..., Any] | None = None,
-        rampup_epochs: float = 5.0,
-        unrefurbish_clean: bool = True,
-        refresh: bool = False,
         max_fraction_changed: float = 1.0,
+        temperature: float = 0.5,
+        # the loss weight
+        rampup_epochs: float = 5.0,
+        select_weight: float = 0.0,
+        # outputs and batch keys
         output_dir: str | Path | None = None,
         image_key: str = "image",
         label_key: str = "label",
         id_key: str = "id",
         flag_key: str | None = REFURBISHED_KEY,
         name: str | None = None,
-        mode: str = "hard",
-        split: str | None = None,
-        gmm_threshold: float = 0.5,
-        min_split_samples: int = 4,
-        temperature: float = 0.5,
-        select_weight: float = 0.0,
-        select_first: bool = False,
     ) -> None:
         if probe_loader is None:
             raise param_error(_OWNER, "probe_loader", "a loader of the training images and original labels", None)
