@@ -43,3 +43,11 @@ def test_cli_smallest_settings_and_bad_input(tmp_path, capsys):
         compare_training(tmp_path, rates=[0.0])
     with pytest.raises(ValueError, match="'methods' parameter of compare_training"):
         compare_training(tmp_path, methods=["coteaching"])
+
+
+def test_phantom_b_runs_with_its_own_corruption(tmp_path):
+    r = compare_training(tmp_path, kinds=["bias"], rates=[0.5], methods=["plain"], phantom="b", **{**TINY, "epochs": 1})
+    assert {(x["kind"], x["rate"]) for x in r["runs"]} == {("none", 0.0), ("bias", 0.5)}
+    assert "phantom b" in r["table"]
+    with pytest.raises(ValueError, match="'phantom' parameter of compare_training must be one of"):
+        compare_training(tmp_path, phantom="c")
