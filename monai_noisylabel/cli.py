@@ -190,20 +190,21 @@ def _cmd_corrupt(args: argparse.Namespace) -> int:
 def _cmd_compare_training(args: argparse.Namespace) -> int:
     import torch
 
-    from monai_noisylabel.compare import METHODS, NOISE_KINDS, compare_training
+    from monai_noisylabel.compare import DEFAULT_METHODS, NOISE_KINDS, compare_training
 
     result = compare_training(
         args.out,
         kinds=args.kinds or NOISE_KINDS,
         rates=args.rates,
         seeds=args.seeds,
-        methods=args.methods or METHODS,
+        methods=args.methods or DEFAULT_METHODS,
         size=args.size,
         num_train=args.num_train,
         num_test=args.num_test,
         epochs=args.epochs,
         warmup=args.warmup,
         every=args.every,
+        phantom=args.phantom,
         device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
         progress=True,
     )
@@ -233,13 +234,15 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         "--methods",
         nargs="+",
         default=None,
-        help="plain, refurbish, self_cleansing, small_loss, offset_select (default all)",
+        help="plain, refurbish, self_cleansing, small_loss (the default), self_cleansing_gmm, small_loss_gmm, "
+        "offset_select",
     )
     p.add_argument("--size", type=int, default=48, help="image side in pixels (default 48)")
     p.add_argument("--num-train", type=int, default=64, help="training images (default 64)")
     p.add_argument("--num-test", type=int, default=32, help="clean test images (default 32)")
-    p.add_argument("--warmup", type=int, default=6, help="relabelling/selection from the epoch after this")
+    p.add_argument("--warmup", type=int, default=4, help="relabelling/selection from the epoch after this")
     p.add_argument("--every", type=int, default=2, help="re-split every N epochs (default 2)")
+    p.add_argument("--phantom", default="a", help="a: the package's synthetic echo (default); b: the independent one")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.set_defaults(func=_cmd_compare_training)
 

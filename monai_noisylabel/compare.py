@@ -5,14 +5,25 @@ U-Net on the same synthetic echo data (:func:`~monai_noisylabel.data.synthetic.m
 seeds and the same schedule, once per method and noise cell, and scores each final model on clean test labels:
 
 - ``plain``: the noisy labels as given (the floor of each cell; at noise rate 0 the clean ceiling);
-- ``refurbish``: the echo bundle's pipeline: :class:`~monai_noisylabel.handlers.SampleLossHandler` (loss, GMM,
-  offset against the clean validation set) and :class:`~monai_noisylabel.handlers.LabelQualityReportHandler`
-  flag samples, :class:`~monai_noisylabel.handlers.LabelRefurbishHandler` ``mode="hard"`` relabels them;
-- ``self_cleansing``: the GMM split over the windowed per-sample loss, noisy samples on the LCM soft targets of
-  an EMA teacher (``mode="lcm"``, ``split="gmm"``);
-- ``small_loss``: the same GMM split, noisy samples dropped from the loss (``mode="select"``);
-- ``offset_select``: samples that a GMM over the directional ``offset`` score (against the clean validation
-  set) calls noisy are dropped (``mode="select"``, ``split="offset"``): the selection that sees a systematic bias.
+Every method but ``plain`` splits clean from noisy samples with the echo bundle's detection:
+:class:`~monai_noisylabel.handlers.SampleLossHandler` (loss, GMM, offset against the clean validation set) and
+:class:`~monai_noisylabel.handlers.LabelQualityReportHandler` flag samples by the reference-based flag rule (the
+``flagged`` column, which flags next to nothing on clean labels), and
+:class:`~monai_noisylabel.handlers.LabelRefurbishHandler` acts on the flagged ones (``split="flagged"``):
+
+- ``refurbish``: the echo bundle's default: a flagged sample is held out of the loss until the next
+  refurbishment epoch, then relabelled with the hard pseudo-label of that model, rebuilt at every later
+  refurbishment epoch (``mode="hard"``, ``select_first=True``, ``refresh=True``);
+- ``self_cleansing``: flagged samples held out the same way, then on the LCM soft targets of an EMA teacher
+  (``mode="lcm"``, ``select_first=True``);
+- ``small_loss``: flagged samples dropped from the loss (``mode="select"``), no relabelling.
+
+Options (``methods=``), the splits to use when there is no clean reference set:
+
+- ``self_cleansing_gmm``: the paper's split, the GMM over the windowed per-sample loss (``mode="lcm"``,
+  ``split="gmm"``); ``small_loss_gmm``: the same split, noisy samples dropped (``mode="select"``);
+- ``offset_select``: samples that a GMM over the directional ``offset`` score calls noisy are dropped
+  (``mode="select"``, ``split="offset"``).
 
 Noise cells: ``bias`` (systematic: the LV cavity of every corrupted label dilated by ``bias_radius`` px),
 ``random`` (each structure eroded or dilated by 1..3 px), ``omission`` (the left atrium removed), each at the
@@ -36,16 +47,35 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_noisylabel.utils import atomic_write_bytes, atomic_write_text, check_int, check_number, param_error
+from monai_noisylabel.utils import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_choice,
+    check_int,
+    check_number,
+    param_error,
+)
 
-__all__ = ["METHODS", "NOISE_KINDS", "STRUCTURES", "compare_training"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "NOISE_KINDS", "STRUCTURES", "compare_training"]
 
-METHODS = ("plain", "refurbish", "self_cleansing", "small_loss", "offset_select")
+METHODS = (
+    "plain",
+    "refurbish",
+    "self_cleansing",
+    "small_loss",
+    "self_cleansing_gmm",
+    "small_loss_gmm",
+    "offset_select",
+)
+#: what :func:`compare_training` runs unless told otherwise
+DEFAULT_METHODS = METHODS[:4]
 #: per method: the LabelRefurbishHandler mode and split source (plain: no handler)
 _MODES = {
     "refurbish": ("hard", "flagged"),
-    "self_cleansing": ("lcm", "gmm"),
-    "small_loss": ("select", "gmm"),
+    "self_cleansing": ("lcm", "flagged"),
+    "small_loss": ("select", "flagged"),
+    "self_cleansing_gmm": ("lcm", "gmm"),
+    "small_loss_gmm": ("select", "gmm"),
     "offset_select": ("select", "offset"),
 }
 NOISE_KINDS = ("bias", "random", "omission")
@@ -55,12 +85,14 @@ _OWNER = "compare_training"
 logger = logging.getLogger(__name__)
 
 
-def _make_cases(seed: int, start: int, num: int, size: int) -> list[dict[str, Any]]:
+def _make_cases(seed: int, start: int, num: int, size: int, phantom: str = "a") -> list[dict[str, Any]]:
+    from monai_noisylabel.data.echo_phantom_b import make_echo_phantom_b
     from monai_noisylabel.data.synthetic import make_echo_case
 
+    make = make_echo_case if phantom == "a" else make_echo_phantom_b
     out = []
     for i in range(start, start + num):
-        c = make_echo_case(seed, i, size=(size, size))
+        c = make(seed, i, size=(size, size))
         image = torch.as_tensor(np.asarray(c["image"], dtype=np.float32))[None] / 255.0
         out.append({"image": image, "label": torch.as_tensor(c["label"].astype(np.int64))[None], "id": f"echo{i:04d}"})
     return out
@@ -81,13 +113,26 @@ def _noise_transform(kind: str, seed: int, bias_radius: int) -> Any:
 
 
 def _corrupt(
-    samples: list[dict[str, Any]], kind: str, rate: float, seed: int, bias_radius: int
+    samples: list[dict[str, Any]], kind: str, rate: float, seed: int, bias_radius: int, phantom: str = "a"
 ) -> list[dict[str, Any]]:
-    """A copy of ``samples`` with ``round(rate * N)`` labels corrupted (which ones drawn from ``seed``)."""
+    """A copy of ``samples`` with ``round(rate * N)`` labels corrupted (which ones drawn from ``seed``).
+
+    Phantom ``a``: the package's noise transforms; phantom ``b``: its own corruption code
+    (:func:`~monai_noisylabel.data.echo_phantom_b.corrupt_echo_phantom_b`, signed distance fields)."""
     if rate == 0:
         return [dict(s) for s in samples]
     rng = np.random.default_rng(seed)
     chosen = set(rng.choice(len(samples), round(rate * len(samples)), replace=False).tolist())
+    if phantom == "b":
+        from monai_noisylabel.data.echo_phantom_b import corrupt_echo_phantom_b
+
+        name = {"bias": "systematic"}.get(kind, kind)
+        radius = bias_radius if kind == "bias" else 3
+
+        def corrupt(label: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(corrupt_echo_phantom_b(label[0].numpy(), name, radius=radius, rng=rng))[None]
+
+        return [dict(s, label=corrupt(s["label"]).long()) if k in chosen else dict(s) for k, s in enumerate(samples)]
     t = _noise_transform(kind, seed, bias_radius)
     return [
         dict(s, label=torch.as_tensor(t(s["label"])).long()) if k in chosen else dict(s) for k, s in enumerate(samples)
@@ -152,6 +197,8 @@ def _train(
             rampup_epochs=settings["rampup"],
             teacher=EMATeacher(net) if mode == "lcm" else None,
             max_fraction_changed=settings["max_change"],
+            select_first=mode in ("hard", "lcm"),
+            refresh=mode == "hard",
             output_dir=run_dir if mode != "select" else None,
         )
         handlers.append(handler)
@@ -287,7 +334,7 @@ def compare_training(
     kinds: Sequence[str] = NOISE_KINDS,
     rates: Sequence[float] = (0.25, 0.5),
     seeds: Sequence[int] = (0, 1),
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     size: int = 48,
     num_train: int = 64,
     num_val: int = 16,
@@ -296,11 +343,12 @@ def compare_training(
     batch_size: int = 16,
     lr: float = 3e-3,
     detection_warmup: int = 2,
-    warmup: int = 6,
+    warmup: int = 4,
     every: int = 2,
     rampup: float = 2.0,
     max_change: float = 0.3,
     bias_radius: int = 2,
+    phantom: str = "a",
     device: str = "cpu",
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -310,6 +358,10 @@ def compare_training(
     (``warmup``/``every``/``rampup``); only the method differs. Rate 0 (clean labels) is always run, with every
     method: ``plain`` at rate 0 is the clean ceiling of the gap, and the other methods there show what each
     costs on clean labels. Resumable: finished runs are read back from ``runs.csv``.
+
+    ``phantom="b"`` runs on the independently written phantom
+    (:func:`~monai_noisylabel.data.echo_phantom_b.make_echo_phantom_b`, its own corruption code) instead of the
+    package's synthetic echo data: the methods are tuned on ``"a"`` and reported on both.
 
     ``progress=True`` prints one line per finished run.
 
@@ -355,6 +407,7 @@ def compare_training(
     num_val = check_int(_OWNER, "num_val", num_val, 1)
     num_test = check_int(_OWNER, "num_test", num_test, 1)
     bias_radius = check_int(_OWNER, "bias_radius", bias_radius, 1)
+    phantom = check_choice(_OWNER, "phantom", phantom, ("a", "b"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs_path = out / "runs.csv"
@@ -370,11 +423,11 @@ def compare_training(
     rows: list[dict[str, Any]] = []
     for seed in seeds:
         size_ = settings["size"]
-        clean = _make_cases(seed, 0, num_train, size_)
-        val = _make_cases(seed, num_train, num_val, size_)
-        test = _make_cases(seed, num_train + num_val, num_test, size_)
+        clean = _make_cases(seed, 0, num_train, size_, phantom)
+        val = _make_cases(seed, num_train, num_val, size_, phantom)
+        test = _make_cases(seed, num_train + num_val, num_test, size_, phantom)
         for kind, rate in cells:
-            data = _corrupt(clean, kind, rate, seed, bias_radius)
+            data = _corrupt(clean, kind, rate, seed, bias_radius, phantom)
             for method in methods:
                 key = (kind, rate, seed, method)
                 if key in done:
@@ -395,7 +448,7 @@ def compare_training(
                     )
     summary = _summarize([dict(r) for r in rows])
     header = (
-        f"Synthetic echo {settings['size']}x{settings['size']}, {num_train} training / {num_test} clean test images, "
+        f"Synthetic echo (phantom {phantom}) {settings['size']}x{settings['size']}, {num_train} training / {num_test} clean test images, "
         f"{settings['epochs']} epochs, batch {settings['batch_size']}, detection from epoch "
         f"{settings['detection_warmup'] + 1}, relabelling from epoch {settings['warmup'] + 1} every "
         f"{settings['every']}, ramp {settings['rampup']:g}; seeds {seeds}; device {settings['device']}; "
@@ -404,7 +457,10 @@ def compare_training(
     table = _markdown(summary, header)
     _write_csv(out / "summary.csv", summary)
     atomic_write_text(out / "summary.md", table)
-    atomic_write_text(out / "settings.json", json.dumps({**settings, "seeds": seeds, "num_train": num_train}) + "\n")
+    atomic_write_text(
+        out / "settings.json",
+        json.dumps({**settings, "seeds": seeds, "num_train": num_train, "phantom": phantom}) + "\n",
+    )
     _plot(summary, out / "summary.png")
     paths = {name: str(out / name) for name in ("runs.csv", "summary.csv", "summary.md", "summary.png")}
     return {"runs": rows, "summary": summary, "table": table, "paths": paths}

@@ -8,7 +8,7 @@ import csv
 import pytest
 
 from monai_noisylabel.__main__ import main
-from monai_noisylabel.compare import METHODS, compare_training
+from monai_noisylabel.compare import DEFAULT_METHODS, compare_training
 
 TINY = {"seeds": [0], "size": 32, "num_train": 8, "num_val": 4, "num_test": 4, "epochs": 2, "batch_size": 4}
 
@@ -17,7 +17,7 @@ TINY = {"seeds": [0], "size": 32, "num_train": 8, "num_val": 4, "num_test": 4, "
 def test_every_method_on_clean_and_noisy_labels(tmp_path):
     r = compare_training(tmp_path, kinds=["bias"], rates=[0.5], warmup=0, every=1, detection_warmup=0, **TINY)
     cells = {(x["kind"], x["rate"], x["method"]) for x in r["runs"]}
-    assert cells == {(k, rate, m) for k, rate in (("none", 0.0), ("bias", 0.5)) for m in METHODS}
+    assert cells == {(k, rate, m) for k, rate in (("none", 0.0), ("bias", 0.5)) for m in DEFAULT_METHODS}
     by = {(s["kind"], s["rate"], s["method"]): s for s in r["summary"]}
     assert by[("none", 0.0, "plain")]["vs_clean"] == 0.0
     assert by[("bias", 0.5, "plain")]["recovered"] in (0.0, None)  # the floor recovers nothing (None: no gap)
@@ -28,7 +28,7 @@ def test_every_method_on_clean_and_noisy_labels(tmp_path):
     # resume: finished runs are read back, not retrained
     with (tmp_path / "runs.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * len(METHODS)
+    assert len(rows) == 2 * len(DEFAULT_METHODS)
     again = compare_training(tmp_path, kinds=["bias"], rates=[0.5], warmup=0, every=1, detection_warmup=0, **TINY)
     assert [x["mean"] for x in again["runs"]] == pytest.approx([float(x["mean"]) for x in rows])
 
@@ -43,3 +43,11 @@ def test_cli_smallest_settings_and_bad_input(tmp_path, capsys):
         compare_training(tmp_path, rates=[0.0])
     with pytest.raises(ValueError, match="'methods' parameter of compare_training"):
         compare_training(tmp_path, methods=["coteaching"])
+
+
+def test_phantom_b_runs_with_its_own_corruption(tmp_path):
+    r = compare_training(tmp_path, kinds=["bias"], rates=[0.5], methods=["plain"], phantom="b", **{**TINY, "epochs": 1})
+    assert {(x["kind"], x["rate"]) for x in r["runs"]} == {("none", 0.0), ("bias", 0.5)}
+    assert "phantom b" in r["table"]
+    with pytest.raises(ValueError, match="'phantom' parameter of compare_training must be one of"):
+        compare_training(tmp_path, phantom="c")

@@ -64,6 +64,12 @@ def _check_flags(value: Any) -> Callable[[Any], Iterable[Any]] | frozenset[str] 
     return frozenset(str(v) for v in value)
 
 
+def _last_epoch(engine: Any) -> bool:
+    """Whether ``engine`` is at its last epoch (held-out samples are relabelled at once there)."""
+    last = engine.state.max_epochs
+    return last is not None and int(engine.state.epoch) >= int(last)
+
+
 def _affine_of(label: Any, index: int) -> np.ndarray | None:
     """The affine of sample ``index`` of a collated MetaTensor label, or ``None``."""
     if not isinstance(label, MetaTensor):
@@ -116,6 +122,17 @@ class LabelRefurbishHandler:
        ``<output_dir>/refurbished/<id>.nii.gz`` with ``manifest.csv`` (atomic writes; the original label
        files are never opened for writing) and the ``refurbished_label`` column of ``label_scores.csv``.
 
+    With ``select_first=True`` (the echo bundle's default) a newly flagged sample is first held out: it trains
+    with loss weight 0 until the next refurbishment epoch, and only then gets its pseudo-label, from a model that
+    has been trained on the trusted samples without its given label (a model trained on the flagged labels learns
+    their error, a systematic bias above all, and would copy it into the pseudo-label). At the last epoch the
+    held-out samples are pseudo-labelled at once. A held-out sample whose pseudo-label is refused
+    (``max_fraction_changed``, NaN output) stays held out while it is flagged. In ``lcm`` mode ``select_first``
+    holds a newly noisy sample out the same way; its soft target, whose mixing ramp starts when it is called
+    noisy, supervises it from the next cleansing epoch on. With ``refresh=True`` as well,
+    the pseudo-labels are rebuilt at every later refurbishment epoch by the model that has trained on the
+    corrected labels (iterated relabelling) instead of keeping the first.
+
     A stored label is reused in later epochs (not rebuilt, unless ``refresh=True``) until the sample is no
     longer flagged (re-scored clean): then it leaves the store, its file and manifest row are removed, and the
     sample trains on its original label again. A sample whose model output is NaN/inf is left unrefurbished,
@@ -133,37 +150,42 @@ class LabelRefurbishHandler:
     Args:
         probe_loader: dict batches of the training images and their original labels, without augmentation.
         store: the :class:`~monai_noisylabel.refurbish.LabelStore` the training pipeline reads.
+        mode: ``"hard"``, ``"lcm"`` or ``"select"`` (see above).
+        split: ``"flagged"``, ``"gmm"`` or ``"offset"`` (``flags=None`` only); default ``"flagged"`` for ``hard``,
+            ``"gmm"`` otherwise (the echo bundle uses ``"flagged"`` for every mode: the reference-based flag rule
+            flags next to nothing on clean labels, a GMM always splits). A flagged sample has ``P(clean) = 0``; a
+            GMM-noisy one ``1 - gmm_noisy_prob``.
         flags: ``None`` (use the detection handlers' ``flagged`` column), a collection of sample ids (oracle
             flags; an id that is not in ``probe_loader`` raises ``ValueError``), or ``flags(engine) -> ids``.
+        gmm_threshold: ``gmm_noisy_prob`` above which a sample is noisy (``split="gmm"``).
+        min_split_samples: fewer scored samples skip the GMM split (logged).
+        unrefurbish_clean: drop a stored label once its sample is no longer flagged (default True).
         warmup: no refurbishment during the first ``warmup`` epochs.
         every: refurbish after epochs ``e > warmup`` with ``e % every == 0`` (ignored with ``epochs``).
         epochs: explicit epochs (1-based) after which to refurbish.
+        select_first: ``hard`` and ``lcm``: hold a newly flagged (noisy) sample out of the loss (weight 0) until
+            the next refurbishment epoch and relabel it only then (see above). Default False.
+        refresh: rebuild the pseudo-labels of already refurbished samples at every refurbishment epoch.
         teacher: an :class:`~monai_noisylabel.refurbish.EMATeacher` of the network, updated after every
             iteration and used for the pseudo-labels; ``None``: the current network.
+        activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
+        inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
         delta: confidence gate in [0, 1]: where the maximum class probability is below it a voxel keeps its
             given label (``below="keep"``) or gets ``ignore_value`` (``below="ignore"``).
         below: ``"keep"`` or ``"ignore"``.
         ignore_value: the value a gated voxel gets with ``below="ignore"`` (a loss must skip it).
         largest_component: keep the largest connected component of each class (MONAI's transform).
-        activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
-        inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
-        rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
-        unrefurbish_clean: drop a stored label once its sample is no longer flagged (default True).
-        refresh: rebuild the pseudo-labels of already refurbished samples at every refurbishment epoch.
         max_fraction_changed: a pseudo-label that changes more than this fraction of the voxels of the given
-            label is not used (the sample keeps its label; the reason is kept in :attr:`skipped`): a guard
+            label is not used (the sample keeps its label, or stays held out with ``select_first``; the reason is
+            kept in :attr:`skipped`): a guard
             against refurbishing from a model that has not learned the task yet. Default 1.0 (off).
+        temperature: sharpening temperature of the LCM targets (``lcm``).
+        rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
+        select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
         output_dir: run folder for ``refurbished/`` and ``label_scores.csv``; ``None``: nothing written.
         image_key, label_key, id_key: batch keys (ids fall back to the label's ``filename_or_obj``).
         flag_key: batch key of the "label came from the store" flag set by ``ApplyStoredLabeld``.
         name: logger name; default: ``engine.logger``.
-        mode: ``"hard"``, ``"lcm"`` or ``"select"`` (see above).
-        split: ``"flagged"`` or ``"gmm"`` (``flags=None`` only); default ``"flagged"`` for ``hard``, ``"gmm"``
-            otherwise. A flagged sample has ``P(clean) = 0``; a GMM-noisy one ``1 - gmm_noisy_prob``.
-        gmm_threshold: ``gmm_noisy_prob`` above which a sample is noisy (``split="gmm"``).
-        min_split_samples: fewer scored samples skip the GMM split (logged).
-        temperature: sharpening temperature of the LCM targets (``lcm``).
-        select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
 
     Example:
         >>> import torch
@@ -190,33 +212,39 @@ class LabelRefurbishHandler:
         probe_loader: Iterable[Any],
         store: LabelStore,
         *,
+        # what is done, to which samples
+        mode: str = "hard",
+        split: str | None = None,
         flags: Collection[Any] | Callable[[Any], Iterable[Any]] | None = None,
+        gmm_threshold: float = 0.5,
+        min_split_samples: int = 4,
+        unrefurbish_clean: bool = True,
+        # when
         warmup: int = 0,
         every: int = 1,
         epochs: Sequence[int] | None = None,
+        select_first: bool = False,
+        refresh: bool = False,
+        # the pseudo-label or soft target
         teacher: EMATeacher | None = None,
+        activation: str = "softmax",
+        inferer: Callable[..., Any] | None = None,
         delta: float = 0.0,
         below: str = "keep",
         ignore_value: int = 255,
         largest_component: bool = True,
-        activation: str = "softmax",
-        inferer: Callable[..., Any] | None = None,
-        rampup_epochs: float = 5.0,
-        unrefurbish_clean: bool = True,
-        refresh: bool = False,
         max_fraction_changed: float = 1.0,
+        temperature: float = 0.5,
+        # the loss weight
+        rampup_epochs: float = 5.0,
+        select_weight: float = 0.0,
+        # outputs and batch keys
         output_dir: str | Path | None = None,
         image_key: str = "image",
         label_key: str = "label",
         id_key: str = "id",
         flag_key: str | None = REFURBISHED_KEY,
         name: str | None = None,
-        mode: str = "hard",
-        split: str | None = None,
-        gmm_threshold: float = 0.5,
-        min_split_samples: int = 4,
-        temperature: float = 0.5,
-        select_weight: float = 0.0,
     ) -> None:
         if probe_loader is None:
             raise param_error(_OWNER, "probe_loader", "a loader of the training images and original labels", None)
@@ -251,6 +279,11 @@ class LabelRefurbishHandler:
         self.min_split_samples = check_int(_OWNER, "min_split_samples", min_split_samples, 2)
         self.temperature = check_number(_OWNER, "temperature", temperature, 0.0, open_min=True)
         self.select_weight = check_number(_OWNER, "select_weight", select_weight, 0.0, 1.0)
+        if not isinstance(select_first, (bool, np.bool_)):
+            raise param_error(_OWNER, "select_first", "a bool", select_first)
+        self.select_first = bool(select_first)
+        #: hard mode with ``select_first``: per id flagged but not yet pseudo-labelled, the epoch it was flagged
+        self.pending: dict[str, int] = {}
         self.logger = logging.getLogger(name)
         self._name = name
         #: lcm/select modes: per noisy id, its P(clean) and the epoch it was (last) called noisy
@@ -280,8 +313,10 @@ class LabelRefurbishHandler:
         self.teacher.update(C.engine_network(engine, _OWNER))
 
     def sample_weight(self, sample_id: str, epoch: int) -> float:
-        """Loss weight of ``sample_id`` in ``epoch``: the sigmoid ramp for a stored label (``hard``),
-        ``select_weight`` for a noisy sample (``select``), 1 otherwise."""
+        """Loss weight of ``sample_id`` in ``epoch``: 0 while held out (``select_first``), the sigmoid ramp for a
+        stored label (``hard``), ``select_weight`` for a noisy sample (``select``), 1 otherwise."""
+        if sample_id in self.pending:
+            return 0.0
         if self.mode != "hard":
             return self.select_weight if self.mode == "select" and sample_id in self.noisy else 1.0
         entry = self.store.get(sample_id)
@@ -294,15 +329,16 @@ class LabelRefurbishHandler:
         batch = engine.state.batch
         self._batch_weights = None
         self._batch_soft = None
-        active = len(self.store) if self.mode == "hard" else len(self.noisy)
+        active = len(self.store) + len(self.pending) if self.mode == "hard" else len(self.noisy)
         if not isinstance(batch, Mapping) or active == 0:
             return
         size = C.batch_size_of(batch, self.image_key, _OWNER)
         ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
         if self.mode == "lcm":
             self._set_batch_soft(engine, batch, ids)
-            return
-        if self.mode == "select":
+        if self.mode != "hard":
+            if self.mode == "lcm" and not any(i in self.pending for i in ids):
+                return
             epoch = int(engine.state.epoch)
             self._batch_weights = torch.tensor([self.sample_weight(i, epoch) for i in ids], dtype=torch.float32)
             return
@@ -310,7 +346,9 @@ class LabelRefurbishHandler:
         from_store = [bool(v) for v in torch.as_tensor(flag).reshape(-1).tolist()] if flag is not None else None
         epoch = int(engine.state.epoch)
         weights = [
-            self.sample_weight(i, epoch) if (from_store[j] if from_store is not None else i in self.store) else 1.0
+            self.sample_weight(i, epoch)
+            if i in self.pending or (from_store[j] if from_store is not None else i in self.store)
+            else 1.0
             for j, i in enumerate(ids)
         ]
         self._batch_weights = torch.tensor(weights, dtype=torch.float32)
@@ -467,6 +505,9 @@ class LabelRefurbishHandler:
         for i in removed:
             del self.noisy[i]
             self._paths.pop(i, None)
+        new = [i for i in split if i not in self.noisy]
+        if self.mode == "lcm" and self.select_first:  # hold the newly noisy out until the next cleansing epoch
+            self.pending = {} if _last_epoch(engine) else dict.fromkeys(new, epoch)
         for i, p in split.items():
             prev = self.noisy.get(i)
             self.noisy[i] = {
@@ -489,9 +530,20 @@ class LabelRefurbishHandler:
             self._write(records, removed)
         self._publish(engine)
 
+    def _wanted(self, engine: Engine, flagged: set[str]) -> tuple[set[str], list[str]]:
+        """``hard``: the ids to pseudo-label now, and the newly flagged ids held out (``select_first``) instead."""
+        stored = set(self.store.ids())
+        new = flagged - stored
+        held: list[str] = []
+        if self.select_first and not _last_epoch(engine):
+            held = sorted(new - set(self.pending))
+            new -= set(held)
+        return (new | (flagged & stored) if self.refresh else new), held
+
     def _refurbish(self, engine: Engine, flagged: set[str]) -> None:
-        """``hard``: pseudo-label the newly flagged samples, drop the re-scored clean ones."""
-        wanted = set(flagged) if self.refresh else flagged - set(self.store.ids())
+        """``hard``: pseudo-label the newly flagged samples (with ``select_first``: those held out since the
+        previous refurbishment epoch), drop the re-scored clean ones."""
+        wanted, held = self._wanted(engine, flagged)
         records = self._run_pass(engine, wanted, flagged)
         epoch = int(engine.state.epoch)
         removed = []
@@ -500,15 +552,18 @@ class LabelRefurbishHandler:
             for i in removed:
                 self.store.remove(i)
                 self._paths.pop(i, None)
+            self.pending = {i: e for i, e in self.pending.items() if i in flagged}
         for r in records:
             meta = {"fraction_changed": r["fraction_changed"], "original_path": r["label_path"]}
             self.store.put(r["id"], r["label"], epoch=epoch, score=r["score"], meta=meta)
             self._paths.pop(r["id"], None)
+            self.pending.pop(r["id"], None)
+        self.pending.update(dict.fromkeys(held, epoch))
         if self.skipped:
             self.logger.warning(f"{_OWNER}: epoch {epoch}: left unrefurbished: {dict(list(self.skipped.items())[:5])}")
         self.logger.info(
             f"{_OWNER}: epoch {epoch}: {len(flagged)} flagged, {len(records)} refurbished, "
-            f"{len(removed)} re-scored clean, {len(self.store)} in the store"
+            f"{len(removed)} re-scored clean, {len(self.store)} in the store, {len(self.pending)} held out"
         )
         if C.is_main_process() and self.output_dir is not None:
             self._write(records, removed)
@@ -585,6 +640,7 @@ class LabelRefurbishHandler:
             "skipped": dict(self.skipped),
             "noisy": {i: dict(v) for i, v in self.noisy.items()},
             "skipped_epochs": {str(e): r for e, r in self.skipped_epochs.items()},
+            "pending": dict(self.pending),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -600,6 +656,7 @@ class LabelRefurbishHandler:
         self.skipped = {str(i): str(r) for i, r in skipped.items()}
         self.noisy = {str(i): dict(v) for i, v in (state.get("noisy") or {}).items()}
         self.skipped_epochs = {int(e): str(r) for e, r in (state.get("skipped_epochs") or {}).items()}
+        self.pending = {str(i): int(e) for i, e in (state.get("pending") or {}).items()}
 
 
 class PseudoLabelWeightedLoss(torch.nn.Module):

@@ -98,6 +98,154 @@ def _nonfinite_reason(values: torch.Tensor) -> str:
     return f"non-finite model output ({n_nan} NaN and {n_inf} inf values): sample not refurbished"
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """The validated inputs of :func:`build_pseudo_labels`."""
+
+    p: torch.Tensor
+    g: torch.Tensor | None
+    delta: float
+    below: str
+    ignore_value: int
+    largest_component: bool
+    fg: tuple[int, ...]
+    connectivity: int | None
+    activation: str | None
+    out_dtype: torch.dtype
+
+
+def _check_inputs(
+    probs: Any,
+    given: Any,
+    *,
+    delta: float,
+    below: str,
+    ignore_value: int,
+    largest_component: bool,
+    applied_labels: Sequence[int] | None,
+    connectivity: int | None,
+    activation: str | None,
+) -> _Checked:
+    """Step 1 of :func:`build_pseudo_labels`: every argument checked once, with the offending value named."""
+    p = as_tensor_input(_OWNER, "probs", probs)
+    if p.ndim not in (4, 5) or p.shape[0] == 0 or p.shape[1] == 0:
+        raise param_error(_OWNER, "probs", "an array of shape (B, C, H, W) or (B, C, H, W, D)", Shape(p.shape))
+    delta = check_number(_OWNER, "delta", delta, 0.0, 1.0)
+    check_choice(_OWNER, "below", below, ("keep", "ignore"))
+    check_choice(_OWNER, "activation", activation, (None, "softmax", "sigmoid"))
+    ignore_value = check_int(_OWNER, "ignore_value", ignore_value)
+    if not isinstance(largest_component, bool):
+        raise param_error(_OWNER, "largest_component", "a bool", largest_component)
+    batch, channels, spatial = p.shape[0], p.shape[1], tuple(p.shape[2:])
+    if activation == "softmax" and channels == 1:
+        raise param_error(_OWNER, "activation", "'sigmoid' or None for a single-channel output", activation)
+    num_classes = max(channels, 2)
+    if connectivity is not None:
+        connectivity = check_int(_OWNER, "connectivity", connectivity, 1, len(spatial))
+    if applied_labels is None:
+        fg: tuple[int, ...] = tuple(range(1, num_classes))
+    else:
+        fg = tuple(check_int(_OWNER, "applied_labels", c, 0, num_classes - 1) for c in applied_labels)
+    g: torch.Tensor | None = None
+    if given is not None:
+        g = as_tensor_input(_OWNER, "given", given)
+        expected = (batch, 1, *spatial)
+        if tuple(g.shape) != expected:
+            raise param_error(_OWNER, "given", f"an array of shape {expected} matching 'probs'", Shape(g.shape))
+    elif below == "keep" and delta > 0:
+        raise param_error(_OWNER, "given", "a label array when below='keep' and delta > 0", None)
+    out_dtype = g.dtype if g is not None else torch.int64
+    if below == "ignore" and delta > 0:
+        _check_ignore_fits(ignore_value, out_dtype)
+    if largest_component and fg and not _HAS_SKIMAGE:
+        raise param_error(
+            _OWNER,
+            "largest_component",
+            "False when scikit-image (used by MONAI's connected components) is missing",
+            True,
+        )
+    return _Checked(p, g, delta, below, ignore_value, largest_component, fg, connectivity, activation, out_dtype)
+
+
+def _compute_labels(chk: _Checked) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Step 2: argmax, largest component per class, confidence gate; NaN/inf samples keep their given label.
+
+    Returns the labels, the per-voxel confidence, the per-sample "output is finite" flags and the float output.
+    """
+    p, g = chk.p, chk.g
+    pf = p if p.is_floating_point() else p.float()
+    finite_vox = torch.isfinite(pf)
+    finite = finite_vox.flatten(1).all(1)
+    safe = torch.where(finite_vox, pf, torch.zeros((), dtype=pf.dtype, device=pf.device))
+    if chk.activation == "softmax":
+        safe = torch.softmax(safe, dim=1)
+    elif chk.activation == "sigmoid":
+        safe = torch.sigmoid(safe)
+    else:
+        check_prob_range(_OWNER, "probs", pf[finite])
+    if p.shape[1] == 1:
+        safe = torch.cat([1 - safe, safe], dim=1)
+    conf, arg = safe.max(dim=1, keepdim=True)
+    if chk.largest_component and chk.fg:
+        keep = KeepLargestConnectedComponent(
+            applied_labels=chk.fg, is_onehot=False, independent=True, connectivity=chk.connectivity
+        )
+        for i in range(p.shape[0]):
+            if bool(finite[i]):
+                cleaned = keep(arg[i].clone())
+                arg[i] = convert_to_tensor(cleaned, device=arg.device, track_meta=False).to(arg.dtype)
+    labels = arg.to(chk.out_dtype)
+    low = conf < chk.delta
+    g_dev = None if g is None else g.to(labels.device)
+    if g_dev is not None and chk.below == "keep":
+        labels = torch.where(low, g_dev, labels)
+    if chk.below == "ignore":
+        labels = torch.where(low, torch.full_like(labels, chk.ignore_value), labels)
+    for i in range(p.shape[0]):
+        if not bool(finite[i]):
+            labels[i] = g_dev[i] if g_dev is not None else chk.ignore_value
+    return labels, conf, finite, pf
+
+
+def _summarise(
+    chk: _Checked,
+    labels: torch.Tensor,
+    conf: torch.Tensor,
+    finite: torch.Tensor,
+    pf: torch.Tensor,
+    *,
+    probs: Any,
+    given: Any,
+) -> PseudoLabelResult:
+    """Step 3: the reasons (logged), fractions changed and confidences, and the labels in the caller's type."""
+    batch = int(chk.p.shape[0])
+    reasons: list[str | None] = [None] * batch
+    for i in range(batch):
+        if not bool(finite[i]):
+            reasons[i] = _nonfinite_reason(pf[i])
+            logger.warning("build_pseudo_labels: sample %d of the batch: %s", i, reasons[i])
+    finite_np = finite.cpu().numpy().astype(bool)
+    if chk.g is not None:
+        changed = (labels != chk.g.to(labels.device)).flatten(1).double().mean(1).cpu().numpy()
+    else:
+        changed = np.full(batch, np.nan)
+    changed = np.where(finite_np, changed, 0.0 if chk.g is not None else np.nan)
+    confidence = np.where(finite_np, conf.flatten(1).double().mean(1).cpu().numpy(), np.nan)
+    if chk.g is not None:
+        out = convert_to_dst_type(labels, dst=given, dtype=given.dtype)[0]
+    elif isinstance(probs, np.ndarray):
+        out = labels.cpu().numpy()
+    else:
+        out = convert_to_dst_type(labels, dst=probs, dtype=torch.int64)[0]
+    return PseudoLabelResult(
+        labels=out,
+        refurbished=finite_np,
+        fraction_changed=changed.astype(np.float64),
+        mean_confidence=confidence.astype(np.float64),
+        reasons=tuple(reasons),
+    )
+
+
 def build_pseudo_labels(
     probs: Any,
     given: Any = None,
@@ -151,103 +299,16 @@ def build_pseudo_labels(
         >>> int(res.labels.sum()), float(res.fraction_changed[0])
         (4, 0.25)
     """
-    p = as_tensor_input(_OWNER, "probs", probs)
-    if p.ndim not in (4, 5) or p.shape[0] == 0 or p.shape[1] == 0:
-        raise param_error(_OWNER, "probs", "an array of shape (B, C, H, W) or (B, C, H, W, D)", Shape(p.shape))
-    delta = check_number(_OWNER, "delta", delta, 0.0, 1.0)
-    check_choice(_OWNER, "below", below, ("keep", "ignore"))
-    check_choice(_OWNER, "activation", activation, (None, "softmax", "sigmoid"))
-    ignore_value = check_int(_OWNER, "ignore_value", ignore_value)
-    if not isinstance(largest_component, bool):
-        raise param_error(_OWNER, "largest_component", "a bool", largest_component)
-    batch, channels, spatial = p.shape[0], p.shape[1], tuple(p.shape[2:])
-    if activation == "softmax" and channels == 1:
-        raise param_error(_OWNER, "activation", "'sigmoid' or None for a single-channel output", activation)
-    num_classes = max(channels, 2)
-    if connectivity is not None:
-        connectivity = check_int(_OWNER, "connectivity", connectivity, 1, len(spatial))
-    if applied_labels is None:
-        fg: tuple[int, ...] = tuple(range(1, num_classes))
-    else:
-        fg = tuple(check_int(_OWNER, "applied_labels", c, 0, num_classes - 1) for c in applied_labels)
-
-    g: torch.Tensor | None = None
-    g_dev: torch.Tensor | None = None
-    if given is not None:
-        g = as_tensor_input(_OWNER, "given", given)
-        expected = (batch, 1, *spatial)
-        if tuple(g.shape) != expected:
-            raise param_error(_OWNER, "given", f"an array of shape {expected} matching 'probs'", Shape(g.shape))
-    elif below == "keep" and delta > 0:
-        raise param_error(_OWNER, "given", "a label array when below='keep' and delta > 0", None)
-    out_dtype = g.dtype if g is not None else torch.int64
-    if below == "ignore" and delta > 0:
-        _check_ignore_fits(ignore_value, out_dtype)
-
-    pf = p if p.is_floating_point() else p.float()
-    finite_vox = torch.isfinite(pf)
-    finite = finite_vox.flatten(1).all(1)
-    safe = torch.where(finite_vox, pf, torch.zeros((), dtype=pf.dtype, device=pf.device))
-    if activation == "softmax":
-        safe = torch.softmax(safe, dim=1)
-    elif activation == "sigmoid":
-        safe = torch.sigmoid(safe)
-    else:
-        check_prob_range(_OWNER, "probs", pf[finite])
-    if channels == 1:
-        safe = torch.cat([1 - safe, safe], dim=1)
-    conf, arg = safe.max(dim=1, keepdim=True)
-
-    if largest_component and fg:
-        if not _HAS_SKIMAGE:
-            raise param_error(
-                _OWNER,
-                "largest_component",
-                "False when scikit-image (used by MONAI's connected components) is missing",
-                True,
-            )
-        keep = KeepLargestConnectedComponent(
-            applied_labels=fg, is_onehot=False, independent=True, connectivity=connectivity
-        )
-        for i in range(batch):
-            if bool(finite[i]):
-                cleaned = keep(arg[i].clone())
-                arg[i] = convert_to_tensor(cleaned, device=arg.device, track_meta=False).to(arg.dtype)
-
-    labels = arg.to(out_dtype)
-    low = conf < delta
-    if g is not None:
-        g_dev = g.to(labels.device)
-        if below == "keep":
-            labels = torch.where(low, g_dev, labels)
-    if below == "ignore":
-        labels = torch.where(low, torch.full_like(labels, ignore_value), labels)
-
-    reasons: list[str | None] = [None] * batch
-    for i in range(batch):
-        if not bool(finite[i]):
-            reasons[i] = _nonfinite_reason(pf[i])
-            labels[i] = g_dev[i] if g_dev is not None else ignore_value
-            logger.warning("build_pseudo_labels: sample %d of the batch: %s", i, reasons[i])
-
-    finite_np = finite.cpu().numpy().astype(bool)
-    if g_dev is not None:
-        changed = (labels != g_dev).flatten(1).double().mean(1).cpu().numpy()
-    else:
-        changed = np.full(batch, np.nan)
-    changed = np.where(finite_np, changed, 0.0 if g is not None else np.nan)
-    confidence = np.where(finite_np, conf.flatten(1).double().mean(1).cpu().numpy(), np.nan)
-
-    if g is not None:
-        out = convert_to_dst_type(labels, dst=given, dtype=given.dtype)[0]
-    elif isinstance(probs, np.ndarray):
-        out = labels.cpu().numpy()
-    else:
-        out = convert_to_dst_type(labels, dst=probs, dtype=torch.int64)[0]
-    return PseudoLabelResult(
-        labels=out,
-        refurbished=finite_np,
-        fraction_changed=changed.astype(np.float64),
-        mean_confidence=confidence.astype(np.float64),
-        reasons=tuple(reasons),
+    chk = _check_inputs(
+        probs,
+        given,
+        delta=delta,
+        below=below,
+        ignore_value=ignore_value,
+        largest_component=largest_component,
+        applied_labels=applied_labels,
+        connectivity=connectivity,
+        activation=activation,
     )
+    labels, conf, finite, pf = _compute_labels(chk)
+    return _summarise(chk, labels, conf, finite, pf, probs=probs, given=given)

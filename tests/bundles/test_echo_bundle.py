@@ -211,8 +211,12 @@ def test_resume_after_a_killed_run(tmp_path):
     trainer.add_event_handler(Events.EPOCH_COMPLETED(once=2), lambda e: e.terminate())  # killed after epoch 2
     first.run()
     assert trainer.state.epoch == 2
-    store_ids = sorted(first.parser.get_parsed_content("label_store").ids())
+    # select_first: the samples flagged after epoch 2 are held out, not yet relabelled; the checkpoint keeps them
+    handler = first.parser.get_parsed_content("refurbish_handler")
+    store_ids = sorted(set(handler.pending) | set(handler.store.ids()))
     assert store_ids
+    ckpt = torch.load(tmp_path / "out" / "checkpoints" / "checkpoint_epoch=2.pt", weights_only=True)
+    assert sorted(ckpt["refurbish"]["pending"]) == sorted(handler.pending)
     second = _train(tmp_path)
     trainer = second.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 3

@@ -189,3 +189,22 @@ def test_bad_parameters():
         LabelRefurbishHandler([], LabelStore(), mode="select", select_weight=2)
     with pytest.raises(ValueError, match="'split' parameter of LabelRefurbishHandler"):
         LabelRefurbishHandler([], LabelStore(), split="loss")
+
+
+def test_lcm_select_first_holds_newly_noisy_samples_out_until_the_next_cleansing_epoch():
+    _, handler, trainer = _setup(select_first=True, split="flagged")
+    handler.attach(trainer)
+    weights: dict[int, dict[str, float]] = {}
+
+    def record(engine):
+        w = handler.batch_weights(3)
+        weights.setdefault(engine.state.epoch, {}).update(
+            zip(engine.state.batch["id"], [1.0] * 3 if w is None else w.tolist())
+        )
+
+    trainer.add_event_handler(Events.ITERATION_STARTED, record)
+    trainer.run()
+    # called noisy after epoch 1: weight 0 in epoch 2, then on its soft target with weight 1 from epoch 3
+    assert all(weights[2][i] == 0.0 for i in NOISY) and all(weights[3][i] == 1.0 for i in NOISY)
+    assert all(w == 1.0 for e in (1, 2, 3) for i, w in weights[e].items() if i not in NOISY)
+    assert handler.pending == {} and set(handler.noisy) == set(NOISY)

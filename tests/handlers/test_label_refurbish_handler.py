@@ -298,3 +298,38 @@ def test_oracle_refurbishment_recovers_the_dice_gap(tmp_path):
     assert r["clean"]["mean"] - r["noisy"]["mean"] > 0.1, "the bias must open a gap for the test to mean anything"
     assert r["recovered"] > 0.6
     assert r["lv_recovered"] > 0.7
+
+
+def test_select_first_holds_flagged_samples_out_then_relabels_them():
+    _, store, handler, trainer = _setup(epochs=[1, 2], rampup_epochs=0, max_epochs=3, select_first=True)
+    weights: dict[int, dict[str, float]] = {}
+    stored_at: dict[int, list[str]] = {}
+
+    def record(engine):
+        w = handler.batch_weights(2)
+        w = [1.0, 1.0] if w is None else w.tolist()
+        weights.setdefault(engine.state.epoch, {}).update(zip(engine.state.batch["id"], w))
+
+    trainer.add_event_handler(Events.ITERATION_STARTED, record)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: stored_at.update({e.state.epoch: store.ids()}))
+    trainer.run()
+    # flagged after epoch 1: held out (weight 0) through epoch 2, pseudo-labelled after it, weight 1 in epoch 3
+    assert stored_at[1] == [] and sorted(stored_at[2]) == ["s01", "s03"]
+    assert weights[1]["s01"] == 1.0 and weights[2]["s01"] == 0.0 and weights[2]["s03"] == 0.0
+    assert weights[3]["s01"] == 1.0 and all(v == 1.0 for i, v in weights[2].items() if i not in ("s01", "s03"))
+    assert handler.pending == {} and handler.history["s01"]["epoch"] == 2
+
+
+def test_select_first_state_resumes_and_the_last_epoch_relabels_at_once():
+    _, store, handler, trainer = _setup(epochs=[1], max_epochs=2, select_first=True)
+    trainer.run()
+    assert handler.pending == {"s01": 1, "s03": 1} and len(store) == 0  # held out, never relabelled before the end
+    state = handler.state_dict()
+    _, _, again, _ = _setup(flags=[], select_first=True)
+    again.load_state_dict(state)
+    assert again.pending == {"s01": 1, "s03": 1} and again.sample_weight("s01", 2) == 0.0
+    _, store, handler, trainer = _setup(epochs=[1], max_epochs=1, select_first=True)
+    trainer.run()
+    assert sorted(store.ids()) == ["s01", "s03"] and handler.pending == {}
+    with pytest.raises(ValueError, match="'select_first' parameter of LabelRefurbishHandler must be a bool"):
+        _setup(select_first="yes")
