@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import re
 import time
 import zipfile
@@ -56,6 +58,7 @@ __all__ = [
     "seeded_init",
     "channel_output_transform",
     "ResumeFromLatestCheckpoint",
+    "data_fingerprint",
     "TrainingProgress",
     "finish_training",
     "HISTORY_FILENAME",
@@ -186,19 +189,101 @@ def _complete(path: Path) -> bool:
         return False
 
 
+#: files up to this size are fingerprinted by content; larger ones by size and modification time
+_HASH_LIMIT = 16 * 2**20
+FINGERPRINT_FILENAME = "run_fingerprint.json"
+
+
+def data_fingerprint(entries: Any) -> str:
+    """A short hash of a training datalist: its entries, and the content of every file they name.
+
+    Strings that name an existing file count by the file's content (files up to 16 MiB; larger ones by size
+    and modification time), so two runs whose label files differ (another noise rate written to the same
+    paths) differ too, while a resumed run on the same data, rewritten byte for byte, does not.
+
+    Example:
+        >>> a = data_fingerprint([{"id": "a", "label": "/nonexistent/a.nii.gz"}])
+        >>> a == data_fingerprint([{"id": "a", "label": "/nonexistent/a.nii.gz"}]), len(a)
+        (True, 16)
+        >>> a == data_fingerprint([{"id": "b", "label": "/nonexistent/a.nii.gz"}])
+        False
+    """
+    digest = hashlib.blake2b(digest_size=8)
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key in sorted(value, key=str):
+                digest.update(f"<{key}>".encode())
+                visit(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(b"[")
+            for item in value:
+                visit(item)
+            digest.update(b"]")
+        else:
+            text = str(value)
+            digest.update(text.encode())
+            if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+                size = os.path.getsize(value)
+                if size <= _HASH_LIMIT:
+                    with open(value, "rb") as f:
+                        digest.update(hashlib.blake2b(f.read(), digest_size=8).digest())
+                else:
+                    digest.update(f"{size}:{os.stat(value).st_mtime_ns}".encode())
+
+    visit(entries)
+    return digest.hexdigest()
+
+
 class ResumeFromLatestCheckpoint:
     """Load the newest ``checkpoint_epoch=N.pt`` (ignite ``Checkpoint`` naming) of ``ckpt_dir`` at the start.
 
     Nothing happens when ``enabled`` is false or the folder holds no checkpoint. It attaches MONAI's
     ``CheckpointLoader``, which restores every object of ``load_dict`` (network, optimizer, trainer, and the
     noisy-label handlers' ``state_dict``), so a killed run resumes where its last checkpoint left it.
+
+    With ``fingerprint`` (the training datalist: ``"@train#dataset#data"`` in the bundles), the run records
+    :func:`data_fingerprint` of it in ``ckpt_dir/run_fingerprint.json``, and refuses to resume a checkpoint
+    written on other training data: that would train nothing (the old run had finished) or continue on the
+    wrong labels, and write the old run's scores as this run's. A checkpoint folder without the record (an
+    older run) resumes as before, with a warning.
+
+    Raises:
+        ValueError: at attach, the checkpoint to resume was written on other training data (names the folder
+            and both fingerprints, and says how to start over).
     """
 
-    def __init__(self, ckpt_dir: str | Path, load_dict: Mapping[str, Any], enabled: bool = True) -> None:
+    def __init__(
+        self, ckpt_dir: str | Path, load_dict: Mapping[str, Any], enabled: bool = True, fingerprint: Any = None
+    ) -> None:
         self.ckpt_dir = Path(ckpt_dir)
         self.load_dict = dict(load_dict)
         self.enabled = as_flag(enabled, "enabled")
+        self.fingerprint = None if fingerprint is None else data_fingerprint(fingerprint)
         self.path: Path | None = None
+
+    def _check_fingerprint(self) -> None:
+        if self.fingerprint is None:
+            return
+        record = self.ckpt_dir / FINGERPRINT_FILENAME
+        if self.path is not None:
+            if not record.is_file():
+                logger.warning(f"{self.ckpt_dir} has no {FINGERPRINT_FILENAME}: resuming without checking its data")
+            else:
+                try:
+                    previous = json.loads(record.read_text()).get("training_data")
+                except (OSError, ValueError, AttributeError):
+                    previous = None
+                if previous != self.fingerprint:
+                    raise ValueError(
+                        f"The checkpoint {self.path} was written by a run on other training data (fingerprint "
+                        f"{previous}, this run's {self.fingerprint}), so resuming it would train on or report "
+                        "the wrong labels. Use a new output_dir for this run (e.g. --output_dir NEW), or "
+                        "--resume False to start over in this one (its outputs are then replaced)."
+                    )
+        if is_main_process():
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(record, json.dumps({"training_data": self.fingerprint}) + "\n")
 
     def latest(self) -> Path | None:
         """The complete checkpoint with the highest epoch number, or ``None``.
@@ -221,6 +306,7 @@ class ResumeFromLatestCheckpoint:
         from monai_noisylabel.bundle.checks import CheckedCheckpointLoader
 
         self.path = self.latest() if self.enabled else None
+        self._check_fingerprint()
         if self.path is not None:
             logger.info(f"resuming from {self.path}")
             load_dict = self.load_dict

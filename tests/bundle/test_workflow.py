@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -121,3 +123,43 @@ def test_finish_training_reports_flag_precision_and_recall(tmp_path, capsys):
     assert "precision 1.000, recall 0.667" in capsys.readouterr().out
     saved = json.loads((tmp_path / "detection_metrics.json").read_text())
     assert saved["flag_recall"] == summary["flag_recall"]
+
+
+def test_resume_refuses_a_checkpoint_of_other_training_data(tmp_path):
+    """A finished run's folder, trained again on another datalist (or on labels rewritten with another noise rate):
+    resuming would train nothing and write the old run's scores as this run's, so it stops with a message."""
+    from ignite.engine import Engine
+
+    from monai_noisylabel.bundle.workflow import FINGERPRINT_FILENAME, data_fingerprint
+
+    label = tmp_path / "data" / "a.nii.gz"
+    label.parent.mkdir()
+    label.write_bytes(b"first labels")
+    entries = [{"id": "a", "image": str(tmp_path / "data" / "a_img.nii.gz"), "label": str(label)}]
+    ckpt = tmp_path / "out" / "checkpoints"
+    net = torch.nn.Linear(2, 2)
+    # a fresh run records what it trains on
+    ResumeFromLatestCheckpoint(ckpt, {"model": net}, fingerprint=entries).attach(Engine(lambda e, b: None))
+    assert json.loads((ckpt / FINGERPRINT_FILENAME).read_text())["training_data"] == data_fingerprint(entries)
+    torch.save({"model": net.state_dict()}, ckpt / "checkpoint_epoch=3.pt")
+    # the same data: resumes (the load itself happens when the engine starts)
+    same = ResumeFromLatestCheckpoint(ckpt, {"model": net}, fingerprint=entries)
+    same.attach(Engine(lambda e, b: None))
+    assert same.path.name == "checkpoint_epoch=3.pt"
+    # the same paths with other content, or another datalist: refused, naming the checkpoint and the way out
+    before = label.read_bytes()
+    label.write_bytes(b"labels with another noise rate")
+    with pytest.raises(
+        ValueError, match=r"checkpoint_epoch=3.pt was written by a run on other training data.*output_dir"
+    ):
+        ResumeFromLatestCheckpoint(ckpt, {"model": net}, fingerprint=entries).attach(Engine(lambda e, b: None))
+    label.write_bytes(before)
+    with pytest.raises(ValueError, match="other training data"):
+        ResumeFromLatestCheckpoint(ckpt, {"model": net}, fingerprint=entries[:0]).attach(Engine(lambda e, b: None))
+    # resume off: starts over and records the new data; an older folder without the record resumes with a warning
+    ResumeFromLatestCheckpoint(ckpt, {"model": net}, enabled=False, fingerprint=entries[:0]).attach(
+        Engine(lambda e, b: None)
+    )
+    assert json.loads((ckpt / FINGERPRINT_FILENAME).read_text())["training_data"] == data_fingerprint([])
+    (ckpt / FINGERPRINT_FILENAME).unlink()
+    ResumeFromLatestCheckpoint(ckpt, {"model": net}, fingerprint=entries).attach(Engine(lambda e, b: None))
