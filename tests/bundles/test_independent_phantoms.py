@@ -122,7 +122,14 @@ def test_lus_bundle_on_an_independent_phantom(tmp_path):
     assert metrics["mean_dice"] > 0.5 and min(dice[c] for c in ("pleural_line", "b_line")) > 0.5, dice
     with open(tmp_path / "out" / "eval" / "downstream.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["source"] for r in rows} == {"predicted", "expert_labels", "true_masks"}
+    # the segmenter's rows on the held-out patients; the reference rows there and on every patient (out of fold)
+    assert {r["source"] for r in rows} == {
+        "predicted",
+        "expert_labels",
+        "true_masks",
+        "expert_labels_all_patients",
+        "true_masks_all_patients",
+    }
 
     test = json.loads(datalist.read_text())["test"]
     images = [datalist.parent / e["image"] for e in test]
