@@ -47,11 +47,12 @@ TINY = {
     "noise_rate": 0.5,
     "flag_fraction": 0.25,
 }
-# 12 training cases in batches of 8: iterations 1-2 are epoch 1, iteration 3 is the middle of epoch 2
+# 12 training cases in batches of 8: iterations 1-2 are epoch 1, iteration 3 is the middle of epoch 2. The labels
+# flagged at epoch 2 are held out (select, then relabel) and written at the next refurbishment epoch, 3.
 KILLS = {
     "mid_epoch": {"iteration": 3},
     "detection_pass": {"epoch": 2, "target": "monai_noisylabel.handlers.sample_loss:per_sample_loss"},
-    "refurbish_write": {"epoch": 2, "target": "monai_noisylabel.handlers.label_refurbish:write_refurbished_label"},
+    "refurbish_write": {"epoch": 3, "target": "monai_noisylabel.handlers.label_refurbish:write_refurbished_label"},
 }
 
 
@@ -105,10 +106,10 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_result(tmp_path):
             log = res.stdout + res.stderr
             assert "resuming from" in log and "checkpoint_epoch=1.pt" in log, log[-3000:]
     written = sorted(p.name for p in (killed / "out" / "refurbished").glob("*.nii.gz"))
-    assert len(written) == 1  # killed between the first and the second refurbished label of epoch 2
+    assert len(written) == 1  # killed between the first and the second refurbished label of epoch 3
     res = _run(killed, data, "final")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "checkpoint_epoch=1.pt" in res.stdout + res.stderr
+    assert "checkpoint_epoch=2.pt" in res.stdout + res.stderr  # the refurbish_write run finished epoch 2
 
     # label_scores.csv: the same rows in the same order, every value to 1e-6
     expected, got = _scores(ref), _scores(killed)

@@ -235,7 +235,7 @@ ROWS = [
      _edit_datalist(lambda r: r["training"][0].update(sf_ratio="low")), {}, ValueError,
      ["'sf_ratio' field of case 'lus001_t0_f0'", "'low'"]),
     ("lus-bad-confidence-scale", "lus", "train", _nothing, {"confidence_scale": "0-255"}, ValueError,
-     ["'confidence_scale' parameter of lus_label_transforms", "'0-255'"]),
+     ["'confidence_scale' parameter of LoadLusConfidenced", "'0-255'"]),
     ("vog-epochs-negative", "echo", "train", _nothing, {"vog_epochs": -2}, ValueError,
      ["'epochs' parameter of VarianceOfGradientsHandler", "-2"]),
 ]  # fmt: skip

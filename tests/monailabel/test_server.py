@@ -183,6 +183,7 @@ def test_scoring_puts_the_corrupted_label_first(server, study):
 
 
 def test_a_saved_label_leaves_the_queue_until_rescored(server, study):
+    suspect = _info(server, CORRUPTED)["label_quality"]  # as the previous scoring left it
     corrected = make_echo_case(11, int(CORRUPTED.split("_")[1]), size=SIZE)["label"]
     path = study[1] / "corrected.nii.gz"
     save_nifti(corrected, path, AFFINE)
@@ -192,7 +193,14 @@ def test_a_saved_label_leaves_the_queue_until_rescored(server, study):
     assert nxt and nxt["id"] != CORRUPTED
     result = _score(server).json()
     assert result["scored"] == 1 and result["reused"] == NUM - 2  # only the saved label was predicted again
-    assert result["ranking"][0] != CORRUPTED  # the corrected label is no longer the most suspect
+    # the corrected label is no longer an outlier: its scores fell into the clean labels' spread (with every label
+    # now clean one of them ranks first, so the rank itself says nothing)
+    scores = {i: _info(server, i)["label_quality"] for i in result["ranking"]}
+    others = [v for i, v in scores.items() if i != CORRUPTED]
+    mine = scores[CORRUPTED]
+    assert mine["loss"] < 0.6 * suspect["loss"], json.dumps({"before": suspect, "after": scores}, indent=1)
+    assert mine["loss"] <= 1.25 * max(v["loss"] for v in others), json.dumps(scores, indent=1)
+    assert mine["offset"] <= 1.25 * max(v["offset"] for v in others), json.dumps(scores, indent=1)
 
 
 def test_train_one_epoch_and_scoring_is_refused_meanwhile(server, study):
