@@ -13,6 +13,7 @@ and :func:`~monai_noisylabel.refurbish.lcm_soft_target`.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,9 +172,10 @@ class LabelRefurbishHandler:
         activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
         inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
         delta: confidence gate in [0, 1]: where the maximum class probability is below it a voxel keeps its
-            given label (``below="keep"``) or gets ``ignore_value`` (``below="ignore"``).
+            given label (``below="keep"``) or gets ``ignore_index`` (``below="ignore"``).
         below: ``"keep"`` or ``"ignore"``.
-        ignore_value: the value a gated voxel gets with ``below="ignore"`` (a loss must skip it).
+        ignore_index: the value a gated voxel gets with ``below="ignore"`` (a loss must skip it; the package's
+            losses skip 255, the default).
         largest_component: keep the largest connected component of each class (MONAI's transform).
         max_fraction_changed: a pseudo-label that changes more than this fraction of the voxels of the given
             label is not used (the sample keeps its label, or stays held out with ``select_first``; the reason is
@@ -186,6 +188,7 @@ class LabelRefurbishHandler:
         image_key, label_key, id_key: batch keys (ids fall back to the label's ``filename_or_obj``).
         flag_key: batch key of the "label came from the store" flag set by ``ApplyStoredLabeld``.
         name: logger name; default: ``engine.logger``.
+        ignore_value: deprecated name of ``ignore_index``.
 
     Example:
         >>> import torch
@@ -231,7 +234,7 @@ class LabelRefurbishHandler:
         inferer: Callable[..., Any] | None = None,
         delta: float = 0.0,
         below: str = "keep",
-        ignore_value: int = 255,
+        ignore_index: int = 255,
         largest_component: bool = True,
         max_fraction_changed: float = 1.0,
         temperature: float = 0.5,
@@ -245,7 +248,15 @@ class LabelRefurbishHandler:
         id_key: str = "id",
         flag_key: str | None = REFURBISHED_KEY,
         name: str | None = None,
+        ignore_value: int | None = None,
     ) -> None:
+        if ignore_value is not None:
+            warnings.warn(
+                f"{_OWNER}: 'ignore_value' is deprecated; use 'ignore_index' (MONAI's name).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            ignore_index = ignore_value
         if probe_loader is None:
             raise param_error(_OWNER, "probe_loader", "a loader of the training images and original labels", None)
         if not isinstance(store, LabelStore):
@@ -261,7 +272,7 @@ class LabelRefurbishHandler:
         self.teacher = teacher
         self.delta = check_number(_OWNER, "delta", delta, 0.0, 1.0)
         self.below = check_choice(_OWNER, "below", below, ("keep", "ignore"))
-        self.ignore_value = check_int(_OWNER, "ignore_value", ignore_value)
+        self.ignore_index = check_int(_OWNER, "ignore_index", ignore_index)
         self.largest_component = bool(largest_component)
         self.activation = check_choice(_OWNER, "activation", activation, ("softmax", "sigmoid"))
         self.inferer = inferer
@@ -441,7 +452,7 @@ class LabelRefurbishHandler:
                     given,
                     delta=self.delta,
                     below=self.below,
-                    ignore_value=self.ignore_value,
+                    ignore_index=self.ignore_index,
                     largest_component=self.largest_component,
                 )
             label_paths = C.batch_paths(batch, self.label_key, size)

@@ -12,6 +12,7 @@ component per structure, via MONAI's :class:`~monai.transforms.KeepLargestConnec
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ class PseudoLabelResult:
     Attributes:
         labels: ``(B, 1, *spatial)`` label maps, of the type, dtype and device of ``given`` (or, without
             ``given``, of the type and device of ``probs`` with an int64 dtype). A sample that was not
-            refurbished holds a copy of its given label (or ``ignore_value`` everywhere without one):
+            refurbished holds a copy of its given label (or ``ignore_index`` everywhere without one):
             check :attr:`refurbished` before using it.
         refurbished: ``(B,)`` bool, ``False`` where the model output could not be used.
         fraction_changed: ``(B,)`` fraction of voxels whose value differs from the given label
@@ -78,7 +79,7 @@ def fraction_changed(new: Any, old: Any) -> float:
     return float((a.to(b.device) != b).sum().item()) / a.numel()
 
 
-def _check_ignore_fits(ignore_value: int, dtype: torch.dtype) -> None:
+def _check_ignore_fits(ignore_index: int, dtype: torch.dtype) -> None:
     if dtype.is_floating_point:
         return
     if dtype == torch.bool:
@@ -86,9 +87,9 @@ def _check_ignore_fits(ignore_value: int, dtype: torch.dtype) -> None:
     else:
         info = torch.iinfo(dtype)
         lo, hi = info.min, info.max
-    if not lo <= ignore_value <= hi:
+    if not lo <= ignore_index <= hi:
         raise param_error(
-            _OWNER, "ignore_value", f"an int that fits the label dtype {dtype} ([{lo}, {hi}])", ignore_value
+            _OWNER, "ignore_index", f"an int that fits the label dtype {dtype} ([{lo}, {hi}])", ignore_index
         )
 
 
@@ -106,7 +107,7 @@ class _Checked:
     g: torch.Tensor | None
     delta: float
     below: str
-    ignore_value: int
+    ignore_index: int
     largest_component: bool
     fg: tuple[int, ...]
     connectivity: int | None
@@ -120,7 +121,7 @@ def _check_inputs(
     *,
     delta: float,
     below: str,
-    ignore_value: int,
+    ignore_index: int,
     largest_component: bool,
     applied_labels: Sequence[int] | None,
     connectivity: int | None,
@@ -133,7 +134,7 @@ def _check_inputs(
     delta = check_number(_OWNER, "delta", delta, 0.0, 1.0)
     check_choice(_OWNER, "below", below, ("keep", "ignore"))
     check_choice(_OWNER, "activation", activation, (None, "softmax", "sigmoid"))
-    ignore_value = check_int(_OWNER, "ignore_value", ignore_value)
+    ignore_index = check_int(_OWNER, "ignore_index", ignore_index)
     if not isinstance(largest_component, bool):
         raise param_error(_OWNER, "largest_component", "a bool", largest_component)
     batch, channels, spatial = p.shape[0], p.shape[1], tuple(p.shape[2:])
@@ -156,7 +157,7 @@ def _check_inputs(
         raise param_error(_OWNER, "given", "a label array when below='keep' and delta > 0", None)
     out_dtype = g.dtype if g is not None else torch.int64
     if below == "ignore" and delta > 0:
-        _check_ignore_fits(ignore_value, out_dtype)
+        _check_ignore_fits(ignore_index, out_dtype)
     if largest_component and fg and not _HAS_SKIMAGE:
         raise param_error(
             _OWNER,
@@ -164,7 +165,7 @@ def _check_inputs(
             "False when scikit-image (used by MONAI's connected components) is missing",
             True,
         )
-    return _Checked(p, g, delta, below, ignore_value, largest_component, fg, connectivity, activation, out_dtype)
+    return _Checked(p, g, delta, below, ignore_index, largest_component, fg, connectivity, activation, out_dtype)
 
 
 def _compute_labels(chk: _Checked) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -200,10 +201,10 @@ def _compute_labels(chk: _Checked) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     if g_dev is not None and chk.below == "keep":
         labels = torch.where(low, g_dev, labels)
     if chk.below == "ignore":
-        labels = torch.where(low, torch.full_like(labels, chk.ignore_value), labels)
+        labels = torch.where(low, torch.full_like(labels, chk.ignore_index), labels)
     for i in range(p.shape[0]):
         if not bool(finite[i]):
-            labels[i] = g_dev[i] if g_dev is not None else chk.ignore_value
+            labels[i] = g_dev[i] if g_dev is not None else chk.ignore_index
     return labels, conf, finite, pf
 
 
@@ -252,11 +253,12 @@ def build_pseudo_labels(
     *,
     delta: float = 0.0,
     below: str = "keep",
-    ignore_value: int = -1,
+    ignore_index: int = 255,
     largest_component: bool = True,
     applied_labels: Sequence[int] | None = None,
     connectivity: int | None = None,
     activation: str | None = None,
+    ignore_value: int | None = None,
 ) -> PseudoLabelResult:
     """Hard pseudo-labels for a batch of 2D or 3D model outputs.
 
@@ -264,8 +266,9 @@ def build_pseudo_labels(
     component of each foreground class is kept (MONAI's
     :class:`~monai.transforms.KeepLargestConnectedComponent`, ``independent=True``; removed voxels
     become background 0); then the confidence gate: where the maximum class probability is below
-    ``delta`` the voxel keeps its given label (``below="keep"``) or gets ``ignore_value``
-    (``below="ignore"``, for losses that skip an ignore value). The gate comes last so a voxel the
+    ``delta`` the voxel keeps its given label (``below="keep"``) or gets ``ignore_index``
+    (``below="ignore"``, for losses that skip it: the package's losses and transforms use the same name and
+    default, 255). The gate comes last so a voxel the
     model is unsure of is never rewritten.
 
     A sample whose output holds NaN or inf is not refurbished: its entry keeps the given label, its
@@ -279,11 +282,12 @@ def build_pseudo_labels(
             ``below="keep"`` and ``delta > 0``. The output takes its type, dtype and device.
         delta: confidence gate in [0, 1]; 0 disables it.
         below: ``"keep"`` or ``"ignore"``: what a voxel under the gate gets.
-        ignore_value: the value written by ``below="ignore"``; must fit the label dtype.
+        ignore_index: the value written by ``below="ignore"``; must fit the label dtype.
         largest_component: keep only the largest connected component per foreground class.
         applied_labels: classes to clean (default: every foreground class ``1..C-1``).
         connectivity: passed to MONAI (``None``: full connectivity).
         activation: ``None`` (``probs`` are probabilities), ``"softmax"`` or ``"sigmoid"``.
+        ignore_value: deprecated name of ``ignore_index`` (its old default was -1).
 
     Returns:
         A :class:`PseudoLabelResult`.
@@ -299,12 +303,19 @@ def build_pseudo_labels(
         >>> int(res.labels.sum()), float(res.fraction_changed[0])
         (4, 0.25)
     """
+    if ignore_value is not None:
+        warnings.warn(
+            "build_pseudo_labels: 'ignore_value' is deprecated; use 'ignore_index' (MONAI's name).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        ignore_index = ignore_value
     chk = _check_inputs(
         probs,
         given,
         delta=delta,
         below=below,
-        ignore_value=ignore_value,
+        ignore_index=ignore_index,
         largest_component=largest_component,
         applied_labels=applied_labels,
         connectivity=connectivity,

@@ -385,7 +385,8 @@ def test_build_pseudo_labels(data):
     if err is None:
         values = as_numpy(out.labels)
         assert values.shape == (batch, 1, *shape)
-        assert values.min() >= -1 and values.max() < max(classes, as_numpy(labels).max() + 1)
+        top = max(classes, as_numpy(labels).max() + 1)
+        assert (((values >= 0) & (values < top)) | (values == 255)).all()  # a class, or ignore_index (no given)
         frac = out.fraction_changed  # NaN: not measured (no given label, or a non-finite model output)
         assert frac.shape == (batch,) and np.all((frac[np.isfinite(frac)] >= 0) & (frac[np.isfinite(frac)] <= 1))
         finite = np.isfinite(as_numpy(probs).astype(np.float64)).reshape(batch, -1).all(1)

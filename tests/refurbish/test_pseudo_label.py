@@ -57,7 +57,7 @@ def test_inputs_not_modified():
     np.testing.assert_array_equal(given, g0)
 
 
-@pytest.mark.parametrize("below, expected_low, changed", [("keep", 2, 0.75), ("ignore", -1, 1.0)])
+@pytest.mark.parametrize("below, expected_low, changed", [("keep", 2, 0.75), ("ignore", 255, 1.0)])
 def test_confidence_gate(below, expected_low, changed):
     probs = np.zeros((1, 3, 4, 4), np.float32)
     probs[0, 1] = 0.9  # confident class 1 ...
@@ -150,7 +150,7 @@ def test_non_finite_sample_is_not_refurbished(bad, caplog):
     assert ("1 NaN" in res.reasons[1]) == np.isnan(bad)
     assert "sample 1" in caplog.text
     np.testing.assert_array_equal(res.labels[0, 0], fg.astype(np.int64))  # the good sample still works
-    no_given = build_pseudo_labels(probs, below="ignore", ignore_value=-5)
+    no_given = build_pseudo_labels(probs, below="ignore", ignore_index=-5)
     assert (no_given.labels[1] == -5).all() and not no_given.refurbished[1]
 
 
@@ -175,9 +175,9 @@ def test_errors_name_the_value():
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] .*Got values in \[-2, 3\] instead"):
         build_pseudo_labels(np.array([-2.0, 3.0], np.float32).reshape(1, 2, 1, 1))
     with pytest.raises(
-        ValueError, match=r"'ignore_value' .* fits the label dtype torch.uint8 \(\[0, 255\]\)\. Got -1 instead"
+        ValueError, match=r"'ignore_index' .* fits the label dtype torch.uint8 \(\[0, 255\]\)\. Got -1 instead"
     ):
-        build_pseudo_labels(probs, np.zeros((1, 1, 4, 4), np.uint8), delta=0.6, below="ignore")
+        build_pseudo_labels(probs, np.zeros((1, 1, 4, 4), np.uint8), delta=0.6, below="ignore", ignore_index=-1)
     with pytest.raises(ValueError, match=r"'activation' .* for a single-channel output\. Got 'softmax'"):
         build_pseudo_labels(probs[:, :1], activation="softmax")
     with pytest.raises(ValueError, match=r"'probs' .* numeric torch.Tensor or numpy.ndarray\. Got 'list' instead"):
@@ -189,3 +189,14 @@ def test_fraction_changed():
     assert fraction_changed(torch.ones(3), torch.ones(3)) == 0.0
     with pytest.raises(ValueError, match=r"'old' parameter of fraction_changed .* Got shape \(2,\) instead"):
         fraction_changed(np.ones(3), np.ones(2))
+
+
+def test_ignore_index_is_the_packages_name_and_default():
+    """255, as the losses and ThresholdBinarize skip; the old name still works, with a DeprecationWarning."""
+    probs = np.zeros((1, 2, 4, 4), np.float32)
+    probs[:, 0], probs[:, 1] = 0.55, 0.45
+    given = np.zeros((1, 1, 4, 4), np.uint8)
+    assert (build_pseudo_labels(probs, given, delta=0.6, below="ignore").labels == 255).all()
+    with pytest.warns(DeprecationWarning, match="'ignore_value' is deprecated; use 'ignore_index'"):
+        old = build_pseudo_labels(probs, given, delta=0.6, below="ignore", ignore_value=7)
+    assert (old.labels == 7).all()
