@@ -10,7 +10,7 @@ for all rows (:func:`refresh_combined`), so the table is always consistent which
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,20 @@ def batch_paths(batch: Mapping[str, Any], key: str, batch_size: int) -> list[str
     """Source file of each sample of ``batch[key]`` (its meta ``filename_or_obj``), ``""`` when unknown."""
     names = meta_filenames(batch.get(key), batch_size)
     return names if names is not None else [""] * batch_size
+
+
+def probe_batches(
+    loader: Iterable[Any], *, image_key: str, label_key: str, id_key: str, owner: str
+) -> Iterator[tuple[Any, list[str]]]:
+    """The handlers' one loop over a probe loader: each collated dict batch with the ids of its samples.
+
+    Every extra pass (VoG checkpoints, per-sample loss, pseudo-labels) walks its ``probe_loader`` through this,
+    so the batch size (:func:`batch_size_of`) and the ids (:func:`batch_ids`) are found, and refused with the
+    same messages, in one place. The caller moves what it needs to its device (:func:`plain_tensor`).
+    """
+    for batch in loader:
+        size = batch_size_of(batch, image_key, owner)
+        yield batch, batch_ids(batch, size, id_key=id_key, label_key=label_key, owner=owner)
 
 
 def batch_size_of(batch: Any, image_key: str, owner: str) -> int:

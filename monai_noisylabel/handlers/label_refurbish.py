@@ -433,9 +433,8 @@ class LabelRefurbishHandler:
         records: list[dict[str, Any]] = []
         scores = C.label_scores_of(engine)
         epoch = int(engine.state.epoch)
-        for batch in self.probe_loader:
-            size = C.batch_size_of(batch, self.image_key, _OWNER)
-            ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
+        keys = {"image_key": self.image_key, "label_key": self.label_key, "id_key": self.id_key, "owner": _OWNER}
+        for batch, ids in C.probe_batches(self.probe_loader, **keys):
             seen.update(ids)
             rows = [j for j, i in enumerate(ids) if i in wanted]
             if not rows:
@@ -455,7 +454,7 @@ class LabelRefurbishHandler:
                     ignore_index=self.ignore_index,
                     largest_component=self.largest_component,
                 )
-            label_paths = C.batch_paths(batch, self.label_key, size)
+            label_paths = C.batch_paths(batch, self.label_key, len(ids))
             for k, j in enumerate(rows):
                 sid = ids[j]
                 if not result.refurbished[k]:

@@ -190,9 +190,9 @@ class SampleLossHandler:
         losses: list[np.ndarray] = []
         offsets: list[np.ndarray] = []
         with C.eval_mode(net), torch.no_grad():
-            for batch in self.probe_loader:
+            keys = {"image_key": self.image_key, "label_key": self.label_key, "id_key": self.id_key, "owner": _OWNER}
+            for batch, batch_ids in C.probe_batches(self.probe_loader, **keys):
                 size, logits, y = self._forward(net, batch, device)
-                batch_ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
                 ids += batch_ids
                 losses.append(per_sample_loss(self.loss_fn, logits, y).detach().cpu().double().numpy())
                 if with_offsets:

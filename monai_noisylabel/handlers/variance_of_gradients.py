@@ -289,10 +289,9 @@ class VarianceOfGradientsHandler:
         net = C.engine_network(engine, _OWNER)
         device = engine.state.device  # type: ignore[attr-defined]
         loss_fn = (self.loss_fn or per_sample_cross_entropy) if self.target == "loss" else None
-        for batch in self.probe_loader:  # type: ignore[union-attr]
-            size = C.batch_size_of(batch, self.image_key, _OWNER)
-            ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
-            self._remember_paths(batch, ids, size)
+        keys = {"image_key": self.image_key, "label_key": self.label_key, "id_key": self.id_key, "owner": _OWNER}
+        for batch, ids in C.probe_batches(self.probe_loader, **keys):  # type: ignore[arg-type]
+            self._remember_paths(batch, ids, len(ids))
             x = as_plain_tensor(batch[self.image_key], device)
             y = as_plain_tensor(batch[self.label_key], device)
             self._buffer.update(ids, input_gradients(net, x, y, target=self.target, loss_fn=loss_fn), checkpoint=0)
