@@ -12,7 +12,8 @@ from monai.losses import DiceLoss
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
-from monai_noisylabel.utils import check_choice, check_int, check_number, param_error
+from monai_noisylabel.losses._utils import check_reduction
+from monai_noisylabel.utils import check_int, check_number, param_error
 
 __all__ = ["SampleDiceCELoss"]
 
@@ -48,9 +49,7 @@ class SampleDiceCELoss(_Loss):
         reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
         owner = type(self).__name__
-        reduction = str(reduction.value if isinstance(reduction, LossReduction) else reduction)
-        check_choice(owner, "reduction", reduction, ("mean", "sum", "none"))
-        super().__init__(reduction=reduction)
+        super().__init__(reduction=check_reduction(owner, reduction))
         self.dice = DiceLoss(include_background=include_background, softmax=True, reduction="none", soft_label=True)
         self.lambda_dice = check_number(owner, "lambda_dice", lambda_dice, 0.0)
         self.lambda_ce = check_number(owner, "lambda_ce", lambda_ce, 0.0)
