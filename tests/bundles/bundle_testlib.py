@@ -15,6 +15,26 @@ from monai.bundle import ConfigWorkflow
 
 from monai_noisylabel.label_scores import read_label_scores
 
+#: the echo bundle at test size: 32x32, 3 epochs, every detection and refurbishment step from epoch 1
+ECHO_TINY: dict[str, Any] = {
+    "image_size": [32, 32],
+    "num_synthetic": 24,
+    "max_epochs": 3,
+    "batch_size": 8,
+    "val_interval": 1,
+    "num_workers": 0,
+    "network_def#channels": [4, 8, 16, 32, 64],
+    "network_def#num_res_units": 1,
+    "detection_warmup": 0,
+    "vog_epochs": 1,
+    "loss_every": 1,
+    "refurbish_warmup": 1,
+    "refurbish_every": 1,
+    "refurbish_max_change": 1.0,
+    "noise_rate": 0.5,
+    "flag_fraction": 0.25,
+}
+
 
 def bundle_paths(bundle: Path, tmp: Path) -> dict:
     """Overrides that keep a run's data, outputs and models under ``tmp``."""

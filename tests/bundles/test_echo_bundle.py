@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from bundle_testlib import (
+    ECHO_TINY,
     bundle_paths,
     bundle_workflow,
     run_inference,
@@ -36,25 +37,7 @@ BUNDLE = REPO / "bundles" / "echo_noisylabel_segmentation"
 CONFIGS = BUNDLE / "configs"
 # MONAI's 2024-07-25 bundle metadata schema, kept with the tests (verify_metadata must not download it)
 SCHEMA = Path(__file__).resolve().parent / "data" / "meta_schema_20240725.json"
-TINY = {
-    "image_size": [32, 32],
-    "num_synthetic": 24,
-    "max_epochs": 3,
-    "batch_size": 8,
-    "val_interval": 1,
-    "num_workers": 0,
-    "network_def#channels": [4, 8, 16, 32, 64],
-    "network_def#num_res_units": 1,
-    "detection_warmup": 0,
-    "vog_epochs": 1,
-    "loss_every": 1,
-    "refurbish_warmup": 1,
-    "refurbish_every": 1,
-    "refurbish_max_change": 1.0,
-    "noise_rate": 0.5,
-    "flag_fraction": 0.25,
-    "report_top_k": 4,
-}
+TINY = {**ECHO_TINY, "report_top_k": 4}
 TINY_INFER = {k: TINY[k] for k in ("image_size", "network_def#channels", "network_def#num_res_units")}
 
 

@@ -24,29 +24,15 @@ import pytest
 import torch
 from _killer import killer_config
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundles"))
+from bundle_testlib import ECHO_TINY
+
 from monai_noisylabel.data import generate_echo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "echo_noisylabel_segmentation"
 TRAIN = BUNDLE / "configs" / "train.json"
-TINY = {
-    "image_size": [32, 32],
-    "num_synthetic": 16,
-    "max_epochs": 3,
-    "batch_size": 8,
-    "val_interval": 1,
-    "num_workers": 0,
-    "network_def#channels": [4, 8, 16, 32, 64],
-    "network_def#num_res_units": 1,
-    "detection_warmup": 0,
-    "vog_epochs": 1,
-    "loss_every": 1,
-    "refurbish_warmup": 1,
-    "refurbish_every": 1,
-    "refurbish_max_change": 1.0,
-    "noise_rate": 0.5,
-    "flag_fraction": 0.25,
-}
+TINY = {**ECHO_TINY, "num_synthetic": 16}
 # 12 training cases in batches of 8: iterations 1-2 are epoch 1, iteration 3 is the middle of epoch 2. The labels
 # flagged at epoch 2 are held out (select, then relabel) and written at the next refurbishment epoch, 3.
 KILLS = {
