@@ -18,7 +18,7 @@ from monai_noisylabel.data.datalist import DatalistError, check_datalist, read_d
 from monai_noisylabel.transforms import LABEL_NOISE_KINDS, corrupt_datalist, corrupted_ids
 from monai_noisylabel.utils import atomic_write_text, check_choice, check_int, check_probability, param_error
 
-__all__ = ["prepare_echo_data", "list_images", "noise_manifest", "SECTIONS"]
+__all__ = ["prepare_echo_data", "list_images", "noise_manifest", "require_sections", "SECTIONS"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,19 @@ def _is_camus(root: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def require_sections(
+    data: Mapping[str, Any], path: Path, owner: str, sections: Sequence[str] = ("training", "validation")
+) -> None:
+    """Refuse a prepared datalist (``section -> entries``) that leaves one of ``sections`` empty, naming the file.
+
+    Example:
+        >>> require_sections({"training": [1], "validation": [2]}, Path("dl.json"), "prepare")
+    """
+    for section in sections:
+        if not data.get(section):
+            raise DatalistError(f"{owner}: the datalist {str(path)!r} needs a non-empty {section!r} section.")
 
 
 def given_datalist(dataset_dir: Path, datalist: str | os.PathLike | None, owner: str) -> Path | None:

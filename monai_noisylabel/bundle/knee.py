@@ -25,7 +25,7 @@ from monai.transforms import MapTransform
 from monai.utils import convert_to_dst_type
 
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
-from monai_noisylabel.bundle.data import given_datalist
+from monai_noisylabel.bundle.data import given_datalist, require_sections
 from monai_noisylabel.data import generate_knee_dataset
 from monai_noisylabel.data.datalist import DatalistError, check_datalist, read_datalist_json, resolve_paths
 from monai_noisylabel.data.io import read_spatial_shape, read_voxels
@@ -140,9 +140,7 @@ def _prepare(
     for section in _SECTIONS:
         items = raw.get(section) or []
         out[section] = [_case(section, i, item, path.parent, source != "synthetic") for i, item in enumerate(items)]
-    for section in ("training", "validation"):
-        if not out[section]:
-            raise DatalistError(f"{_OWNER}: the datalist {str(path)!r} needs a non-empty {section!r} section.")
+    require_sections(out, path, _OWNER)
     return out
 
 

@@ -26,8 +26,8 @@ from monai.transforms import CopyItemsd, DeleteItemsd, EnsureChannelFirst, Ensur
 from monai.utils import convert_to_dst_type
 
 from monai_noisylabel.bundle.checks import check_finite_image, check_output_dir
-from monai_noisylabel.bundle.data import SECTIONS, given_datalist
-from monai_noisylabel.data.datalist import DatalistError, load_datalist, read_datalist_json
+from monai_noisylabel.bundle.data import SECTIONS, given_datalist, require_sections
+from monai_noisylabel.data.datalist import load_datalist, read_datalist_json
 from monai_noisylabel.data.io import read_voxels
 from monai_noisylabel.data.synthetic import LUS_CLASSES, generate_lus_dataset
 from monai_noisylabel.downstream.clinical import CLINICAL_FIELDS
@@ -171,9 +171,7 @@ def _prepare(
             _check_entry(e, scale, channel_dim)
         out["entries"][section] = entries
         out[section] = [{k: e[k] for k in _PIPELINE_KEYS} for e in entries]
-    for section in ("training", "validation"):
-        if not out[section]:
-            raise DatalistError(f"{_OWNER}: the datalist {str(path)!r} needs a non-empty {section!r} section.")
+    require_sections(out, path, _OWNER)
     return out
 
 
