@@ -7,7 +7,9 @@ same data, seed and settings (default ``configs/demo_cpu.json``), side by side w
 - ``clean+refurbish``: clean labels, refurbishment on (must not cost more than 0.5 Dice points);
 - ``noisy``: ``--noise-rate`` of the training labels with the LV cavity dilated (systematic bias), refurbishment
   off (the floor);
-- ``noisy+refurbish``: the same labels, the bundle's default refurbishment.
+- ``noisy+refurbish``: the same labels, the bundle's default refurbishment;
+- ``clean+self_cleansing``, ``noisy+self_cleansing`` (optional, ``--runs``): the same with
+  ``configs/self_cleansing.json`` layered on top (self-cleansing instead of hard pseudo-labels).
 
 Printed per run: test and final validation Dice per structure, the flags (and their precision/recall against
 the recorded corruption), the fraction of the gap recovered ``(refurbished - noisy) / (clean - noisy)`` and the
@@ -17,6 +19,7 @@ completed later.
     python benchmarks/bench_refurbish_gap.py --work-dir /tmp/gap              # CPU demo, 50 % bias (~4 x 15 min)
     python benchmarks/bench_refurbish_gap.py --full --work-dir /tmp/gap       # full-size defaults (GPU)
     python benchmarks/bench_refurbish_gap.py --runs noisy+refurbish --set refurbish_warmup=6
+    python benchmarks/bench_refurbish_gap.py --runs clean noisy noisy+self_cleansing clean+self_cleansing
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ RUNS = {
     "clean+refurbish": {"noise_kind": "none"},
     "noisy": {"refurbish": "false"},
     "noisy+refurbish": {},
+    "clean+self_cleansing": {"noise_kind": "none"},
+    "noisy+self_cleansing": {},
 }
+#: the methods, each with the config layered on train.json (and the demo settings)
+METHODS = {"refurbish": [], "self_cleansing": ["self_cleansing.json"]}
 STRUCTURES = ("LV", "myocardium", "LA")
 
 
@@ -61,7 +68,8 @@ def run(name: str, args: argparse.Namespace, work: Path) -> dict:
     done = out / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    files = ["train.json"] + ([] if args.full else ["demo_cpu.json"])
+    method = name.partition("+")[2]
+    files = ["train.json"] + ([] if args.full else ["demo_cpu.json"]) + METHODS.get(method, [])
     overrides = {
         "dataset_dir": str(work / "data"),
         "output_dir": str(out),
@@ -83,7 +91,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--full", action="store_true", help="the bundle's full-size defaults instead of the CPU demo")
     p.add_argument("--noise-rate", type=float, default=0.5)
-    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--runs", nargs="+", default=list(RUNS)[:4], choices=list(RUNS))
     p.add_argument("--set", action="append", default=[], help="a config override key=JSON value, for every run")
     p.add_argument("--work-dir", default=None, help="keeps the runs (default: a temporary folder)")
     args = p.parse_args()
@@ -95,23 +103,26 @@ def main() -> None:
         f"the training labels LV-biased; Dice on clean labels (test split | final validation)"
     )
     print(
-        f"{'run':<16} {'LV':>6} {'myo':>6} {'LA':>6} {'mean':>6} | {'val':>6} {'flags (prec, rec)':>18} {'time s':>7}"
+        f"{'run':<21} {'LV':>6} {'myo':>6} {'LA':>6} {'mean':>6} | {'val':>6} {'flags (prec, rec)':>18} {'time s':>7}"
     )
     for name, r in results.items():
         t, n = r["test"], r["flags"]
         flags = "n/a" if n[0] is None else f"{n[0]} ({_num(n[1])}, {_num(n[2])})"
         val = "n/a" if r["val"]["mean"] is None else f"{r['val']['mean']:.3f}"
         print(
-            f"{name:<16} {t['LV']:6.3f} {t['myocardium']:6.3f} {t['LA']:6.3f} {t['mean']:6.3f} | {val:>6} "
+            f"{name:<21} {t['LV']:6.3f} {t['myocardium']:6.3f} {t['LA']:6.3f} {t['mean']:6.3f} | {val:>6} "
             f"{flags:>18} {r['seconds']:7.0f}"
         )
     for split in ("test", "val"):
         mean = {k: r[split]["mean"] for k, r in results.items()}
-        if all(mean.get(k) is not None for k in RUNS):
-            gap = mean["clean"] - mean["noisy"]
-            rec = (mean["noisy+refurbish"] - mean["noisy"]) / gap if gap > 1e-6 else float("nan")
-            cost = (mean["clean+refurbish"] - mean["clean"]) * 100
-            print(f"{split}: gap {gap:.3f}, recovered {rec:.0%}; clean+refurbish vs clean {cost:+.2f} Dice points")
+        if mean.get("clean") is None or mean.get("noisy") is None:
+            continue
+        gap = mean["clean"] - mean["noisy"]
+        for method in METHODS:
+            fixed, clean = mean.get(f"noisy+{method}"), mean.get(f"clean+{method}")
+            rec = "n/a" if fixed is None or gap <= 1e-6 else f"{(fixed - mean['noisy']) / gap:.0%}"
+            cost = "n/a" if clean is None else f"{(clean - mean['clean']) * 100:+.2f}"
+            print(f"{split}: gap {gap:.3f}; {method}: recovered {rec}, on clean labels {cost} Dice points")
     print(json.dumps(results))
 
 

@@ -1,13 +1,21 @@
-"""Epoch cost of self-cleansing (and the other LabelRefurbishHandler modes) against a plain epoch, side by side.
+"""Cost of self-cleansing (and the other LabelRefurbishHandler modes) against plain training, side by side.
 
-The same U-Net, data, data order and seed; every run except ``plain`` has the
-:class:`~monai_noisylabel.handlers.SampleLossHandler` the split needs (an eval loss pass over the training set every
-``--loss-every`` epochs) and a :class:`~monai_noisylabel.handlers.LabelRefurbishHandler` whose split acts from
-epoch ``--warmup + 1``. Half the training labels are biased so the split has noisy samples. Columns:
+The same U-Net, data, data order and seed in every run. Half the training labels are biased so the split has
+noisy samples. Every run but ``plain`` has a :class:`~monai_noisylabel.handlers.SampleLossHandler` for the GMM
+split (every ``--loss-every`` epochs) and, but ``plain + loss pass``, a
+:class:`~monai_noisylabel.handlers.LabelRefurbishHandler` whose split acts from epoch ``--warmup + 1``:
+
+- ``... train losses``: the split's per-sample losses are those of the training steps (``source="train"``), so
+  nothing is added but the method itself; compared with ``plain``;
+- ``... loss pass``: an eval loss pass over the training set (``source="probe"``, what the echo bundle's
+  detection runs in every mode); compared with ``plain + loss pass``, plain training with the same pass.
+
+Columns (``x``: against the run named in ``against``):
 
 - ``step s``: the training iterations of an epoch (the LCM targets, the EMA teacher's forward and update live here);
-- ``epoch s``: the whole epoch, with the end-of-epoch passes (loss pass, split, pseudo-labels / LCM label files);
-- ``x plain``: both against the plain run, averaged over the epochs after the warm-up;
+- ``epoch s``: the whole epoch, with the end-of-epoch work (loss pass, split, pseudo-labels), both averaged over
+  the epochs after the warm-up;
+- ``run s``: the whole training run, warm-up and the LCM label files written when it completes included;
 - ``state B/sample``: what the handler keeps per affected sample: the stored label (``hard``), or P(clean) and the
   epoch (``lcm``, ``select``: the soft targets are recomputed from the teacher on the fly, never stored), next to
   what a uint8 and a float32 copy of a soft target would take.
@@ -37,13 +45,20 @@ from monai_noisylabel.handlers import LabelRefurbishHandler, PseudoLabelWeighted
 from monai_noisylabel.refurbish import ApplyStoredLabeld, EMATeacher, LabelStore
 from monai_noisylabel.transforms import RandLabelBias
 
+#: name -> None (plain) or (mode, EMA teacher, where the split's per-sample losses come from)
 RUNS = {
     "plain": None,
-    "lcm (EMA teacher)": ("lcm", True),
-    "lcm (own prediction)": ("lcm", False),
-    "select (small loss)": ("select", False),
-    "hard (refurbish)": ("hard", False),
+    "lcm, train losses": ("lcm", True, "train"),
+    "select, train losses": ("select", False, "train"),
+    "plain + loss pass": ("none", False, "probe"),
+    "lcm, loss pass": ("lcm", True, "probe"),
+    "lcm, own pred., loss pass": ("lcm", False, "probe"),
+    "select, loss pass": ("select", False, "probe"),
+    "hard, loss pass": ("hard", False, "probe"),
 }
+#: what each run is compared with: the plain run, or plain training with the same eval loss pass
+BASELINE = {name: "plain + loss pass" if spec and spec[2] == "probe" else "plain" for name, spec in RUNS.items()}
+BASELINE["plain + loss pass"] = "plain"
 
 
 def make_data(args: argparse.Namespace) -> list[dict]:
@@ -75,20 +90,23 @@ def run(name: str, samples: list[dict], args: argparse.Namespace, out_dir: str) 
     handlers: list = []
     handler = None
     if RUNS[name] is not None:
-        mode, teacher = RUNS[name]  # type: ignore[misc]
-        handlers.append(SampleLossHandler(probe, loss_fn=loss, warmup=1, every=args.loss_every))
-        handler = LabelRefurbishHandler(
-            probe,
-            store,
-            mode=mode,
-            split="gmm",
-            warmup=args.warmup,
-            every=args.every,
-            teacher=EMATeacher(net) if teacher else None,
-            output_dir=f"{out_dir}/{mode}{int(teacher)}",
+        mode, teacher, source = RUNS[name]  # type: ignore[misc]
+        handlers.append(
+            SampleLossHandler(probe if source == "probe" else None, loss_fn=loss, every=args.loss_every, source=source)
         )
-        handlers.append(handler)
-        loss_fn = PseudoLabelWeightedLoss(loss, handler)
+        if mode != "none":
+            handler = LabelRefurbishHandler(
+                probe,
+                store,
+                mode=mode,
+                split="gmm",
+                warmup=args.warmup,
+                every=args.every,
+                teacher=EMATeacher(net) if teacher else None,
+                output_dir=f"{out_dir}/{mode}{int(teacher)}{source}",
+            )
+            handlers.append(handler)
+            loss_fn = PseudoLabelWeightedLoss(loss, handler)
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=args.epochs,
@@ -123,7 +141,11 @@ def run(name: str, samples: list[dict], args: argparse.Namespace, out_dir: str) 
     trainer.add_event_handler(Events.EPOCH_STARTED, started)
     trainer.add_event_handler(Events.ITERATION_COMPLETED, iterated)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, completed)  # attached last: after every handler's work
-    trainer.run()
+    sync()
+    t_run = time.perf_counter()
+    trainer.run()  # the whole run: warm-up epochs, every pass, and the LCM label files written at the end
+    sync()
+    t_run = time.perf_counter() - t_run
     state = ""
     if handler is not None and handler.mode == "hard" and len(store):
         state = f"{np.mean([store.get(i).label.numel() * store.get(i).label.element_size() for i in store.ids()]):.0f}"
@@ -133,6 +155,7 @@ def run(name: str, samples: list[dict], args: argparse.Namespace, out_dir: str) 
     return {
         "step": float(np.mean(times["step"])),
         "epoch": float(np.mean(times["epoch"])),
+        "run": t_run,
         "state": state,
         "affected": affected,
     }
@@ -154,20 +177,22 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name in RUNS:
             results[name] = run(name, samples, args, tmp)
-    base = results["plain"]
     soft = 4 * args.size * args.size  # 4 classes
     print(
         f"echo {args.size}x{args.size}, {args.num_train} images (half LV-biased), batch {args.batch_size}, "
-        f"epochs {args.warmup + 1}..{args.epochs} timed, loss pass every {args.loss_every}, split every "
-        f"{args.every}, device {args.device}"
+        f"{args.epochs} epochs (epochs {args.warmup + 1}..{args.epochs} timed), split every {args.every} from epoch "
+        f"{args.warmup + 1}, per-sample losses every {args.loss_every}, device {args.device}"
     )
     print(
-        f"{'run':<22} {'step s':>7} {'x plain':>8} {'epoch s':>8} {'x plain':>8} {'affected':>9} {'state B/sample':>15}"
+        f"{'run':<26} {'against':<18} {'step s':>7} {'x':>5} {'epoch s':>8} {'x':>5} {'run s':>7} {'x':>5} "
+        f"{'affected':>9} {'state B/sample':>15}"
     )
     for name, r in results.items():
+        base = results[BASELINE[name]]
         print(
-            f"{name:<22} {r['step']:7.2f} {r['step'] / base['step']:8.2f} {r['epoch']:8.2f} "
-            f"{r['epoch'] / base['epoch']:8.2f} {r['affected']:9d} {r['state'] or '-':>15}"
+            f"{name:<26} {BASELINE[name]:<18} {r['step']:7.2f} {r['step'] / base['step']:5.2f} {r['epoch']:8.2f} "
+            f"{r['epoch'] / base['epoch']:5.2f} {r['run']:7.1f} {r['run'] / base['run']:5.2f} {r['affected']:9d} "
+            f"{r['state'] or '-':>15}"
         )
     print(f"a soft target as uint8: {soft} B/sample; as float32: {4 * soft} B/sample")
     return results

@@ -227,7 +227,7 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         help="train plain / refurbishment / self-cleansing / small-loss selection under the same label noise "
         "and write one table and one PNG of clean-test Dice and recovered gap",
     )
-    _add_training_runs(p, writes="runs.csv, summary.csv/.md/.png", seeds=[0, 1], epochs=16)
+    _add_training_runs(p, writes="runs.csv, summary.csv/.md/.png", seeds=[0, 1], epochs=20)
     p.add_argument("--kinds", nargs="+", default=None, help="noise kinds: bias, random, omission (default all)")
     p.add_argument("--rates", nargs="+", type=float, default=[0.25, 0.5], help="noise rates (rate 0 always runs)")
     p.add_argument(
@@ -237,10 +237,10 @@ def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
         help="plain, refurbish, self_cleansing, small_loss (the default), self_cleansing_gmm, small_loss_gmm, "
         "offset_select",
     )
-    p.add_argument("--size", type=int, default=48, help="image side in pixels (default 48)")
-    p.add_argument("--num-train", type=int, default=64, help="training images (default 64)")
+    p.add_argument("--size", type=int, default=96, help="image side in pixels (default 96)")
+    p.add_argument("--num-train", type=int, default=160, help="training images (default 160)")
     p.add_argument("--num-test", type=int, default=32, help="clean test images (default 32)")
-    p.add_argument("--warmup", type=int, default=4, help="relabelling/selection from the epoch after this")
+    p.add_argument("--warmup", type=int, default=6, help="relabelling/selection from the epoch after this (default 6)")
     p.add_argument("--every", type=int, default=2, help="re-split every N epochs (default 2)")
     p.add_argument("--phantom", default="a", help="a: the package's synthetic echo (default); b: the independent one")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")

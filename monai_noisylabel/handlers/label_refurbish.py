@@ -36,6 +36,7 @@ from monai_noisylabel.refurbish import (
     lcm_pseudo_labels,
     lcm_soft_target,
     predict_probabilities,
+    read_refurbish_manifest,
     remove_refurbished_label,
     sigmoid_rampup,
     split_noisy,
@@ -96,8 +97,9 @@ class LabelRefurbishHandler:
       the network's own detached prediction of the step) and ``w`` falling from 1 to ``P(clean)`` along the
       ``rampup_epochs`` ramp (:func:`~monai_noisylabel.refurbish.lcm_mix_weight`). Targets are recomputed on
       the fly in the loss, so nothing per voxel is stored: per sample the handler keeps ``P(clean)`` and the
-      epoch it was called noisy (:meth:`memory_per_sample`). Clean samples keep their labels. At each
-      cleansing epoch the hard labels (argmax) of the targets are written to ``refurbished/``;
+      epoch it was called noisy (:meth:`memory_per_sample`). Clean samples keep their labels. When the run
+      completes (or, with ``write_labels="split"``, at each cleansing epoch) the hard labels (argmax) of the
+      targets are written to ``refurbished/``;
     - ``"select"`` (small-loss selection): noisy samples get the loss weight ``select_weight`` (0: dropped);
       no label changes.
 
@@ -130,7 +132,10 @@ class LabelRefurbishHandler:
     held-out samples are pseudo-labelled at once. A held-out sample whose pseudo-label is refused
     (``max_fraction_changed``, NaN output) stays held out while it is flagged. In ``lcm`` mode ``select_first``
     holds a newly noisy sample out the same way; its soft target, whose mixing ramp starts when it is called
-    noisy, supervises it from the next cleansing epoch on. With ``refresh=True`` as well,
+    noisy, supervises it from the next cleansing epoch on; when held-out samples are released the EMA
+    ``teacher`` restarts from the network (:meth:`~monai_noisylabel.refurbish.EMATeacher.restart`), which has
+    trained without their labels: an average that reaches back into the epochs before the hold-out would carry
+    the error of the labels it learned then into the targets. With ``refresh=True`` as well,
     the pseudo-labels are rebuilt at every later refurbishment epoch by the model that has trained on the
     corrected labels (iterated relabelling) instead of keeping the first.
 
@@ -182,6 +187,9 @@ class LabelRefurbishHandler:
             kept in :attr:`skipped`): a guard
             against refurbishing from a model that has not learned the task yet. Default 1.0 (off).
         temperature: sharpening temperature of the LCM targets (``lcm``).
+        write_labels: ``lcm`` with ``output_dir``: write the hard labels of the LCM targets once, when the run
+            completes (``"end"``, the default: no pass over the noisy samples during training), or at every
+            cleansing epoch (``"split"``: one eval pass over the noisy samples each time).
         rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
         select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
         output_dir: run folder for ``refurbished/`` and ``label_scores.csv``; ``None``: nothing written.
@@ -238,6 +246,7 @@ class LabelRefurbishHandler:
         largest_component: bool = True,
         max_fraction_changed: float = 1.0,
         temperature: float = 0.5,
+        write_labels: str = "end",
         # the loss weight
         rampup_epochs: float = 5.0,
         select_weight: float = 0.0,
@@ -289,6 +298,7 @@ class LabelRefurbishHandler:
         self.gmm_threshold = check_number(_OWNER, "gmm_threshold", gmm_threshold, 0.0, 1.0, open_max=True)
         self.min_split_samples = check_int(_OWNER, "min_split_samples", min_split_samples, 2)
         self.temperature = check_number(_OWNER, "temperature", temperature, 0.0, open_min=True)
+        self.write_labels = check_choice(_OWNER, "write_labels", write_labels, ("end", "split"))
         self.select_weight = check_number(_OWNER, "select_weight", select_weight, 0.0, 1.0)
         if not isinstance(select_first, (bool, np.bool_)):
             raise param_error(_OWNER, "select_first", "a bool", select_first)
@@ -318,6 +328,8 @@ class LabelRefurbishHandler:
         if self.teacher is not None:
             engine.add_event_handler(Events.ITERATION_COMPLETED, self._update_teacher)
         engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self.schedule)), self)
+        if self.mode == "lcm" and self.output_dir is not None and self.write_labels == "end":
+            engine.add_event_handler(Events.COMPLETED, self._write_lcm_labels)
 
     def _update_teacher(self, engine: Engine) -> None:
         assert self.teacher is not None
@@ -517,7 +529,10 @@ class LabelRefurbishHandler:
             self._paths.pop(i, None)
         new = [i for i in split if i not in self.noisy]
         if self.mode == "lcm" and self.select_first:  # hold the newly noisy out until the next cleansing epoch
+            released = [i for i in self.pending if i in split]
             self.pending = {} if _last_epoch(engine) else dict.fromkeys(new, epoch)
+            if released and self.teacher is not None:  # targets from a model that has not learned their labels
+                self.teacher.restart(C.engine_network(engine, _OWNER))
         for i, p in split.items():
             prev = self.noisy.get(i)
             self.noisy[i] = {
@@ -526,18 +541,29 @@ class LabelRefurbishHandler:
                 "fraction_changed": prev["fraction_changed"] if prev else None,
                 "label_path": prev["label_path"] if prev else "",
             }
-        records: list[dict[str, Any]] = []
-        if self.mode == "lcm" and self.output_dir is not None:
-            records = self._run_pass(engine, set(self.noisy), set(split))
-            for r in records:
-                self.noisy[r["id"]].update(fraction_changed=r["fraction_changed"], label_path=r["label_path"])
         mean_clean = float(np.mean([v["clean_prob"] for v in self.noisy.values()])) if self.noisy else float("nan")
         self.logger.info(
             f"{_OWNER} ({self.mode}): epoch {epoch}: {len(split)} noisy (mean P(clean) {mean_clean:.3f}), "
             f"{len(removed)} re-scored clean, {len(self.noisy)} {'on LCM targets' if self.mode == 'lcm' else 'down-weighted'}"
         )
-        if C.is_main_process() and self.output_dir is not None and self.mode == "lcm":
-            self._write(records, removed)
+        if self.mode == "lcm" and self.output_dir is not None and self.write_labels == "split":
+            self._write_lcm_labels(engine, removed)
+        else:
+            self._publish(engine)
+
+    def _write_lcm_labels(self, engine: Engine, removed: Sequence[str] = ()) -> None:
+        """``lcm``: one eval pass over the noisy samples, their LCM targets' hard labels to ``refurbished/``
+        (files of samples no longer noisy removed), then the ``refurbished_label`` column."""
+        records = self._run_pass(engine, set(self.noisy), set(self.noisy)) if self.noisy else []
+        for r in records:
+            self.noisy[r["id"]].update(fraction_changed=r["fraction_changed"], label_path=r["label_path"])
+        if C.is_main_process():
+            assert self.output_dir is not None
+            written = {str(r["id"]) for r in read_refurbish_manifest(self.output_dir)}
+            stale = sorted((set(removed) | written) - set(self.noisy))
+            for i in stale:
+                self._paths.pop(i, None)
+            self._write(records, stale)
         self._publish(engine)
 
     def _wanted(self, engine: Engine, flagged: set[str]) -> tuple[set[str], list[str]]:

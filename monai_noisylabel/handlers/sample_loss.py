@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from monai.utils import IgniteInfo, min_version, optional_import
+from monai.engines.utils import IterationEvents
+from monai.utils import CommonKeys, IgniteInfo, min_version, optional_import
 
 from monai_noisylabel.detection import (
     SampleLossAccumulator,
@@ -37,6 +38,8 @@ else:
 __all__ = ["SampleLossHandler"]
 
 _OWNER = "SampleLossHandler"
+#: where the per-sample losses come from: an eval pass over ``probe_loader``, or the training steps themselves
+SOURCES = ("probe", "train")
 
 
 def _class_indices(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -73,6 +76,9 @@ class SampleLossHandler:
     and threshold every score against them (:func:`~monai_noisylabel.detection.combine_with_reference`,
     :func:`~monai_noisylabel.detection.reference_flags`).
 
+    With ``source="train"`` there is no pass: the losses are those the training steps of the selected epoch
+    computed anyway (see ``source`` below), so the split costs no forward pass.
+
     A NaN/inf loss is recorded (the window mean becomes ``inf``, GMM 1.0), the sample is flagged, and
     training goes on. Under DDP each rank passes over its own probe samples (``DistributedSampler(shuffle=False)``)
     and the records are gathered, so every rank holds the full state; rank 0 writes the files.
@@ -94,6 +100,13 @@ class SampleLossHandler:
         output_dir: folder of ``label_scores.csv``; ``None``: not written by this handler.
         summary_writer: a TensorBoard ``SummaryWriter`` for histograms, or ``None``.
         name: logger name; default: ``engine.logger``.
+        source: ``"probe"`` (default): the eval pass above; ``"train"``: no extra pass, the loss of each sample's
+            training step in the selected epoch (the network's raw output on the augmented batch, in train
+            mode, against the label it trains on; read on MONAI's ``FORWARD_COMPLETED`` event, so the engine must
+            be a MONAI ``SupervisedTrainer``). The cheap choice for a GMM split (self-cleansing, small-loss
+            selection); no ``offset`` or reference scores (``reference_loader`` must be ``None``), and with
+            hard refurbishment the loss of a relabelled sample is against its pseudo-label. ``probe_loader``
+            may be ``None``.
 
     Example:
         >>> import torch
@@ -131,9 +144,18 @@ class SampleLossHandler:
         output_dir: str | Path | None = None,
         summary_writer: Any = None,
         name: str | None = None,
+        source: str = "probe",
     ) -> None:
-        if probe_loader is None:
+        self.source = check_choice(_OWNER, "source", source, SOURCES)
+        if probe_loader is None and self.source == "probe":
             raise param_error(_OWNER, "probe_loader", "a loader of the training images without augmentation", None)
+        if self.source == "train" and reference_loader is not None:
+            raise param_error(
+                _OWNER,
+                "reference_loader",
+                "None with source='train' (the reference scores need the eval pass, source='probe')",
+                type(reference_loader).__name__,
+            )
         if not callable(loss_fn):
             raise param_error(_OWNER, "loss_fn", "a per-sample loss callable (reduction='none')", loss_fn)
         self.probe_loader = probe_loader
@@ -158,11 +180,21 @@ class SampleLossHandler:
         self._ref_losses = SampleLossAccumulator(owner=_OWNER)
         self._ref_offsets = SampleLossAccumulator(owner=_OWNER)
         self._paths: dict[str, tuple[str, str]] = {}
+        #: ``source="train"``: the losses of the current epoch's training steps, per id
+        self._epoch_losses: dict[str, float] = {}
 
     def attach(self, engine: Engine) -> None:
         """Register the handler's events on ``engine`` (a MONAI ``SupervisedTrainer``)."""
         C.set_logger(self, engine)
         C.check_network_at_start(engine, _OWNER)
+        if self.source == "train":
+            engine.add_event_handler(Events.EPOCH_STARTED, lambda _: self._epoch_losses.clear())
+            try:  # MONAI's trainers fire it between the forward pass and the loss, before any postprocessing
+                engine.add_event_handler(IterationEvents.FORWARD_COMPLETED, self._record_step)
+            except (ValueError, TypeError):
+                raise param_error(
+                    _OWNER, "source", "'probe' for an engine that is not a MONAI SupervisedTrainer", "train"
+                ) from None
         engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self.schedule)), self)
         engine.add_event_handler(Events.COMPLETED, self._publish)
 
@@ -180,9 +212,31 @@ class SampleLossHandler:
         given = _class_indices(labels, num_classes).cpu().numpy()
         return volume_offsets(preds, given, num_classes=num_classes)
 
+    def _record_step(self, engine: Engine) -> None:
+        """``source="train"``: the per-sample loss of this training step's forward pass (the raw network output,
+        before postprocessing) against the label it trains on."""
+        if not self.schedule(int(engine.state.epoch)):
+            return
+        output: Any = engine.state.output
+        batch: Any = engine.state.batch
+        pred, label = output[CommonKeys.PRED], output[CommonKeys.LABEL]
+        size = int(pred.shape[0])
+        ids = C.batch_ids(batch, size, id_key=self.id_key, label_key=self.label_key, owner=_OWNER)
+        with torch.no_grad():
+            losses = per_sample_loss(self.loss_fn, as_plain_tensor(pred).detach().float(), as_plain_tensor(label))
+        self._epoch_losses.update(zip(ids, losses.cpu().double().tolist()))
+        if not all(i in self._paths for i in ids):
+            images = C.batch_paths(batch, self.image_key, size)
+            C.merge_paths(self._paths, ids, images, C.batch_paths(batch, self.label_key, size))
+
     def __call__(self, engine: Engine) -> None:
-        """End of a selected epoch: one eval pass over the probe (and reference) loader, then publish."""
+        """End of a selected epoch: one eval pass over the probe (and reference) loader (``source="probe"``), or
+        the losses recorded during the epoch's training steps (``source="train"``), then publish."""
         epoch = int(engine.state.epoch)
+        if self.source == "train":
+            recorded, self._epoch_losses = self._epoch_losses, {}
+            self._update(engine, epoch, list(recorded), [np.fromiter(recorded.values(), dtype=np.float64)])
+            return
         net = C.engine_network(engine, _OWNER)
         device = engine.state.device  # type: ignore[attr-defined]
         with_offsets = self.reference_loader is not None
@@ -208,6 +262,13 @@ class SampleLossHandler:
         columns = [np.concatenate(losses) if losses else np.zeros(0)]
         if with_offsets:
             columns.append(np.concatenate(offsets) if offsets else np.zeros((0, 1)))
+        self._update(engine, epoch, ids, columns, reference if with_offsets else None)
+
+    def _update(
+        self, engine: Engine, epoch: int, ids: list[str], columns: list[np.ndarray], reference: list[Any] | None = None
+    ) -> None:
+        """Gather this rank's records (loss, and offsets with a ``reference``) from every rank, keep and publish."""
+        with_offsets = reference is not None
         all_ids, gathered = C.gather_records(ids, *columns)
         all_losses = gathered[0]
         for part in C.gather_objects(C.paths_state({i: self._paths[i] for i in ids})):

@@ -92,6 +92,25 @@ class EMATeacher:
                 buf.copy_(s_buffers[name].detach())
         self.step += 1
 
+    @torch.no_grad()
+    def restart(self, model: nn.Module) -> None:
+        """Start the average again from ``model``: the teacher becomes a copy of it and the step count restarts,
+        so the following updates warm up as after construction (``a = 0, 1/2, 2/3, ...`` up to ``decay``).
+
+        Example:
+            >>> import torch
+            >>> net = torch.nn.Linear(2, 1)
+            >>> teacher = EMATeacher(net)
+            >>> for _ in range(50):
+            ...     teacher.update(net)
+            >>> _ = torch.nn.init.zeros_(net.weight)
+            >>> teacher.restart(net)
+            >>> bool((teacher.module.weight == 0).all()), teacher.step
+            (True, 1)
+        """
+        self.step = 0
+        self.update(model)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the teacher (eval mode, no gradients)."""
         with torch.no_grad():

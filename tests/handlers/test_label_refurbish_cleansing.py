@@ -208,3 +208,57 @@ def test_lcm_select_first_holds_newly_noisy_samples_out_until_the_next_cleansing
     assert all(weights[2][i] == 0.0 for i in NOISY) and all(weights[3][i] == 1.0 for i in NOISY)
     assert all(w == 1.0 for e in (1, 2, 3) for i, w in weights[e].items() if i not in NOISY)
     assert handler.pending == {} and set(handler.noisy) == set(NOISY)
+
+
+def test_lcm_teacher_restarts_from_the_network_when_held_out_samples_are_released():
+    """select_first: at the cleansing epoch that releases the held-out samples the teacher becomes the network
+    (which trained without their labels), not an average reaching back to before the hold-out."""
+    _, handler, trainer = _setup(select_first=True, split="flagged")
+    handler.attach(trainer)
+    after: dict[int, tuple[int, bool]] = {}
+
+    def check(engine):
+        same = all(
+            torch.equal(t, s)
+            for t, s in zip(handler.teacher.module.parameters(), engine.network.parameters(), strict=True)
+        )
+        after[engine.state.epoch] = (handler.teacher.step, same)
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, check)  # after the handler's cleansing
+    trainer.run()
+    steps_per_epoch = 2
+    assert after[1] == (steps_per_epoch, False)  # epoch 1: called noisy, held out; the teacher keeps averaging
+    assert after[2] == (1, True)  # epoch 2: released, the teacher restarts from the network
+    assert after[3][0] == 1 + steps_per_epoch and not after[3][1]
+
+
+@pytest.mark.parametrize("write_labels", ["end", "split"])
+def test_lcm_label_files_written_at_the_end_or_at_each_split(tmp_path, write_labels):
+    _, handler, trainer = _setup(tmp_path, write_labels=write_labels)
+    handler.attach(trainer)
+    during: dict[int, list[str]] = {}
+    trainer.add_event_handler(
+        Events.EPOCH_COMPLETED,
+        lambda e: during.update({e.state.epoch: sorted(r["id"] for r in read_refurbish_manifest(tmp_path))}),
+    )
+    trainer.run()
+    expected_during = [] if write_labels == "end" else sorted(NOISY)
+    assert during[1] == during[2] == expected_during
+    assert sorted(r["id"] for r in read_refurbish_manifest(tmp_path)) == sorted(NOISY)
+    assert all(handler.history[i]["path"].endswith(f"{i}.nii.gz") for i in NOISY)
+    assert {i for i, r in trainer.state.label_scores.items() if r["refurbished_label"]} == set(NOISY)
+
+
+def test_lcm_end_write_removes_files_of_samples_no_longer_noisy(tmp_path):
+    flags = {1: ["s01", "s04"], 2: ["s01"]}
+    _, handler, trainer = _setup(tmp_path, flags=lambda e: flags[e.state.epoch], write_labels="split", max_epochs=2)
+    handler.attach(trainer)
+    trainer.run()
+    assert sorted(r["id"] for r in read_refurbish_manifest(tmp_path)) == ["s01"]
+    assert not (tmp_path / "refurbished" / "s04.nii.gz").exists()
+    # a resumed run that writes at the end removes a stale file the same way
+    _, again, trainer2 = _setup(tmp_path, flags=lambda e: ["s04"], write_labels="end", max_epochs=1)
+    again.attach(trainer2)
+    trainer2.run()
+    assert sorted(r["id"] for r in read_refurbish_manifest(tmp_path)) == ["s04"]
+    assert not (tmp_path / "refurbished" / "s01.nii.gz").exists()

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 from handler_testlib import HistogramRecorder, ce_per_sample, make_loader, make_net, make_samples, make_trainer
-from ignite.engine import Events
+from ignite.engine import Engine, Events
+from monai.engines.utils import IterationEvents
+from monai.transforms import AsDiscreted
 
 from monai_noisylabel.detection import gmm_noisy_probability, offset_scores, sample_loss_scores, volume_offsets
 from monai_noisylabel.handlers import SampleLossHandler, read_label_scores
@@ -148,3 +150,43 @@ def test_bad_arguments(kwargs, name):
     args = {"probe_loader": [], "loss_fn": ce_per_sample, **kwargs}
     with pytest.raises(ValueError, match=OWNER.format(name)):
         SampleLossHandler(args.pop("probe_loader"), **args)
+
+
+def test_source_train_records_the_training_steps_losses_without_a_pass():
+    """source="train": each sample's loss is that of its training step's forward pass (raw output, before the
+    trainer's postprocessing), no probe pass, the GMM over the window as usual."""
+    samples = make_samples(6)
+    net = make_net()
+    expected: dict[int, dict[str, float]] = {}
+
+    def record(engine):  # the loss of the step, computed from the same raw output the handler sees
+        out = engine.state.output
+        ids = list(engine.state.batch["id"])
+        per = ce_per_sample(out["pred"].detach(), out["label"])
+        expected.setdefault(engine.state.epoch, {}).update(zip(ids, per.tolist()))
+
+    trainer = make_trainer(
+        net, make_loader(samples, 3, shuffle=True), max_epochs=3, postprocessing=AsDiscreted("pred", argmax=True)
+    )
+    handler = SampleLossHandler(None, loss_fn=ce_per_sample, source="train", window="last")
+    handler.attach(trainer)
+    trainer.add_event_handler(IterationEvents.FORWARD_COMPLETED, record)
+    trainer.run()
+    scores = trainer.state.label_scores
+    assert set(scores) == {s["id"] for s in samples}
+    for i, row in scores.items():
+        assert row["loss"] == pytest.approx(expected[3][i], rel=1e-6)  # window "last": epoch 3's step loss
+        assert 0.0 <= row["gmm_noisy_prob"] <= 1.0
+
+
+def test_source_train_bad_input():
+    with pytest.raises(ValueError, match="'source' parameter of SampleLossHandler"):
+        SampleLossHandler(None, loss_fn=ce_per_sample, source="steps")
+    with pytest.raises(ValueError, match="'reference_loader' parameter of SampleLossHandler"):
+        SampleLossHandler(None, loss_fn=ce_per_sample, source="train", reference_loader=[{}])
+    with pytest.raises(ValueError, match="'probe_loader' parameter of SampleLossHandler"):
+        SampleLossHandler(None, loss_fn=ce_per_sample)
+    plain = Engine(lambda e, b: None)
+    plain.state.network = make_net()  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="'source' parameter of SampleLossHandler.*SupervisedTrainer"):
+        SampleLossHandler(None, loss_fn=ce_per_sample, source="train").attach(plain)
