@@ -200,7 +200,8 @@ def gather_records(ids: list[str], *columns: Any) -> tuple[list[str], list[np.nd
     """Gather per-sample records from all ranks and drop repeated ids (the first rank's copy wins).
 
     A ``DistributedSampler`` pads the last batches by repeating samples, so a sample may be seen by two
-    ranks; in an eval pass both copies are identical. ``columns`` are arrays with one row per id.
+    ranks; in an eval pass both copies are identical (from training steps they differ by augmentation; the
+    first rank's copy is kept either way). ``columns`` are arrays with one row per id.
     """
     parts = gather_objects((list(ids), [np.asarray(c) for c in columns]))
     all_ids: list[str] = []

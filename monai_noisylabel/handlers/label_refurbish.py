@@ -133,9 +133,11 @@ class LabelRefurbishHandler:
     (``max_fraction_changed``, NaN output) stays held out while it is flagged. In ``lcm`` mode ``select_first``
     holds a newly noisy sample out the same way; its soft target, whose mixing ramp starts when it is called
     noisy, supervises it from the next cleansing epoch on; when held-out samples are released the EMA
-    ``teacher`` restarts from the network (:meth:`~monai_noisylabel.refurbish.EMATeacher.restart`), which has
-    trained without their labels: an average that reaches back into the epochs before the hold-out would carry
-    the error of the labels it learned then into the targets. With ``refresh=True`` as well,
+    ``teacher`` restarts from the network (:meth:`~monai_noisylabel.refurbish.EMATeacher.restart`,
+    ``restart_teacher=True``), which has trained without their labels: an average that reaches back into the
+    epochs before the hold-out would carry the error of the labels it learned then into the targets. Where new
+    samples are called noisy at every cleansing epoch (a GMM split) the teacher then averages over one
+    cleansing interval at most. With ``refresh=True`` as well,
     the pseudo-labels are rebuilt at every later refurbishment epoch by the model that has trained on the
     corrected labels (iterated relabelling) instead of keeping the first.
 
@@ -171,9 +173,12 @@ class LabelRefurbishHandler:
         epochs: explicit epochs (1-based) after which to refurbish.
         select_first: ``hard`` and ``lcm``: hold a newly flagged (noisy) sample out of the loss (weight 0) until
             the next refurbishment epoch and relabel it only then (see above). Default False.
+        restart_teacher: ``lcm`` with ``select_first`` and a ``teacher``: restart the teacher from the network
+            when held-out samples are released (default True; see above).
         refresh: rebuild the pseudo-labels of already refurbished samples at every refurbishment epoch.
         teacher: an :class:`~monai_noisylabel.refurbish.EMATeacher` of the network, updated after every
-            iteration and used for the pseudo-labels; ``None``: the current network.
+            iteration and used for the pseudo-labels and LCM targets (restarted on release, see
+            ``restart_teacher``); ``None``: the current network.
         activation: ``"softmax"`` (multi-class logits) or ``"sigmoid"`` (one foreground channel).
         inferer: optional MONAI inferer for the pseudo-label forward pass (e.g. sliding window).
         delta: confidence gate in [0, 1]: where the maximum class probability is below it a voxel keeps its
@@ -188,8 +193,11 @@ class LabelRefurbishHandler:
             against refurbishing from a model that has not learned the task yet. Default 1.0 (off).
         temperature: sharpening temperature of the LCM targets (``lcm``).
         write_labels: ``lcm`` with ``output_dir``: write the hard labels of the LCM targets once, when the run
-            completes (``"end"``, the default: no pass over the noisy samples during training), or at every
-            cleansing epoch (``"split"``: one eval pass over the noisy samples each time).
+            completes (``"end"``, the default: no pass over the noisy samples during training; ignite's
+            ``COMPLETED``, which also follows ``terminate()`` but not an exception: a resumed run writes them
+            when it completes), or at every cleansing epoch (``"split"``: one eval pass over the noisy samples
+            each time). Either way files of samples that are no longer noisy, also those an earlier run left in
+            the same ``output_dir`` (read from its manifest), are removed.
         rampup_epochs: length of the sigmoid ramp of the pseudo-label loss weight (0: weight 1 at once).
         select_weight: loss weight of noisy samples in ``select`` mode, in [0, 1] (0: dropped).
         output_dir: run folder for ``refurbished/`` and ``label_scores.csv``; ``None``: nothing written.
@@ -236,6 +244,7 @@ class LabelRefurbishHandler:
         epochs: Sequence[int] | None = None,
         select_first: bool = False,
         refresh: bool = False,
+        restart_teacher: bool = True,
         # the pseudo-label or soft target
         teacher: EMATeacher | None = None,
         activation: str = "softmax",
@@ -303,6 +312,9 @@ class LabelRefurbishHandler:
         if not isinstance(select_first, (bool, np.bool_)):
             raise param_error(_OWNER, "select_first", "a bool", select_first)
         self.select_first = bool(select_first)
+        if not isinstance(restart_teacher, (bool, np.bool_)):
+            raise param_error(_OWNER, "restart_teacher", "a bool", restart_teacher)
+        self.restart_teacher = bool(restart_teacher)
         #: hard mode with ``select_first``: per id flagged but not yet pseudo-labelled, the epoch it was flagged
         self.pending: dict[str, int] = {}
         self.logger = logging.getLogger(name)
@@ -521,7 +533,8 @@ class LabelRefurbishHandler:
         return records
 
     def _cleanse(self, engine: Engine, split: dict[str, float]) -> None:
-        """``lcm``/``select``: keep the new split; ``lcm`` writes the hard labels of the current LCM targets."""
+        """``lcm``/``select``: keep the new split (``lcm`` with ``write_labels="split"``: write the hard labels of
+        the current LCM targets)."""
         epoch = int(engine.state.epoch)
         removed = [i for i in self.noisy if i not in split] if self.unrefurbish_clean else []
         for i in removed:
@@ -531,7 +544,7 @@ class LabelRefurbishHandler:
         if self.mode == "lcm" and self.select_first:  # hold the newly noisy out until the next cleansing epoch
             released = [i for i in self.pending if i in split]
             self.pending = {} if _last_epoch(engine) else dict.fromkeys(new, epoch)
-            if released and self.teacher is not None:  # targets from a model that has not learned their labels
+            if released and self.teacher is not None and self.restart_teacher:  # a model that never saw their labels
                 self.teacher.restart(C.engine_network(engine, _OWNER))
         for i, p in split.items():
             prev = self.noisy.get(i)

@@ -54,7 +54,8 @@ def _class_indices(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 class SampleLossHandler:
     """Per-sample loss in eval mode after every epoch, its window mean, the GMM split, and the directional offset.
 
-    After each selected epoch (after ``warmup``, every ``every`` epochs) one pass over ``probe_loader``
+    After each selected epoch (after ``warmup``, every ``every`` epochs) one pass (``source="probe"``, the
+    default; ``source="train"`` records the training steps' losses instead, see below) over ``probe_loader``
     (the training images and given labels WITHOUT augmentation) with ``engine.network`` in eval mode
     under ``torch.no_grad`` (the network is called directly, not through ``engine.inferer``) records each
     sample's loss. Published per sample (``engine.state.label_scores``):
@@ -104,9 +105,11 @@ class SampleLossHandler:
             training step in the selected epoch (the network's raw output on the augmented batch, in train
             mode, against the label it trains on; read on MONAI's ``FORWARD_COMPLETED`` event, so the engine must
             be a MONAI ``SupervisedTrainer``). The cheap choice for a GMM split (self-cleansing, small-loss
-            selection); no ``offset`` or reference scores (``reference_loader`` must be ``None``), and with
-            hard refurbishment the loss of a relabelled sample is against its pseudo-label. ``probe_loader``
-            may be ``None``.
+            selection); no ``offset`` or reference scores (``reference_loader`` must be ``None``). Not for
+            hard refurbishment: the loss of a relabelled sample is then against its pseudo-label, so it looks
+            clean, is dropped and flagged again; use ``"probe"`` there. One item per sample in a batch (no
+            multi-crop ``num_samples``: ids would repeat); the losses of a partly finished epoch are not in the
+            checkpoint. ``probe_loader`` may be ``None``.
 
     Example:
         >>> import torch
@@ -127,7 +130,7 @@ class SampleLossHandler:
 
     def __init__(
         self,
-        probe_loader: Iterable[Any],
+        probe_loader: Iterable[Any] | None,
         *,
         loss_fn: Callable[..., torch.Tensor],
         warmup: int = 0,
@@ -188,13 +191,13 @@ class SampleLossHandler:
         C.set_logger(self, engine)
         C.check_network_at_start(engine, _OWNER)
         if self.source == "train":
-            engine.add_event_handler(Events.EPOCH_STARTED, lambda _: self._epoch_losses.clear())
             try:  # MONAI's trainers fire it between the forward pass and the loss, before any postprocessing
                 engine.add_event_handler(IterationEvents.FORWARD_COMPLETED, self._record_step)
             except (ValueError, TypeError):
                 raise param_error(
                     _OWNER, "source", "'probe' for an engine that is not a MONAI SupervisedTrainer", "train"
                 ) from None
+            engine.add_event_handler(Events.EPOCH_STARTED, lambda _: self._epoch_losses.clear())
         engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=C.epoch_filter(self.schedule)), self)
         engine.add_event_handler(Events.COMPLETED, self._publish)
 
@@ -245,7 +248,7 @@ class SampleLossHandler:
         offsets: list[np.ndarray] = []
         with C.eval_mode(net), torch.no_grad():
             keys = {"image_key": self.image_key, "label_key": self.label_key, "id_key": self.id_key, "owner": _OWNER}
-            for batch, batch_ids in C.probe_batches(self.probe_loader, **keys):
+            for batch, batch_ids in C.probe_batches(self.probe_loader or (), **keys):
                 size, logits, y = self._forward(net, batch, device)
                 ids += batch_ids
                 losses.append(per_sample_loss(self.loss_fn, logits, y).detach().cpu().double().numpy())
@@ -273,6 +276,14 @@ class SampleLossHandler:
         all_losses = gathered[0]
         for part in C.gather_objects(C.paths_state({i: self._paths[i] for i in ids})):
             C.merge_paths(self._paths, [p[0] for p in part], [p[1] for p in part], [p[2] for p in part])
+        if not all_ids and self.source == "train":  # the same decision on every rank: the records are gathered
+            raise param_error(
+                _OWNER,
+                "source",
+                "'probe' for a trainer that does not fire MONAI's FORWARD_COMPLETED event (e.g. a custom "
+                f"iteration_update): no training-step loss was recorded in epoch {epoch}",
+                "train",
+            )
         if not all_ids:
             return
         self._losses.update(all_ids, all_losses, epoch)

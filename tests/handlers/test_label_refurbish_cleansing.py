@@ -189,6 +189,11 @@ def test_bad_parameters():
         LabelRefurbishHandler([], LabelStore(), mode="select", select_weight=2)
     with pytest.raises(ValueError, match="'split' parameter of LabelRefurbishHandler"):
         LabelRefurbishHandler([], LabelStore(), split="loss")
+    for bad in ("never", None):
+        with pytest.raises(ValueError, match="'write_labels' parameter of LabelRefurbishHandler.*never|None"):
+            LabelRefurbishHandler([], LabelStore(), mode="lcm", write_labels=bad)
+    with pytest.raises(ValueError, match="'restart_teacher' parameter of LabelRefurbishHandler.*yes"):
+        LabelRefurbishHandler([], LabelStore(), mode="lcm", restart_teacher="yes")
 
 
 def test_lcm_select_first_holds_newly_noisy_samples_out_until_the_next_cleansing_epoch():
@@ -210,10 +215,19 @@ def test_lcm_select_first_holds_newly_noisy_samples_out_until_the_next_cleansing
     assert handler.pending == {} and set(handler.noisy) == set(NOISY)
 
 
-def test_lcm_teacher_restarts_from_the_network_when_held_out_samples_are_released():
-    """select_first: at the cleansing epoch that releases the held-out samples the teacher becomes the network
+@pytest.mark.parametrize("restart", [True, False])
+def test_lcm_teacher_restarts_from_the_network_when_held_out_samples_are_released(restart):
+    """select_first: at each cleansing epoch that releases held-out samples the teacher becomes the network
     (which trained without their labels), not an average reaching back to before the hold-out."""
-    _, handler, trainer = _setup(select_first=True, split="flagged")
+    flags = {1: ["s01", "s04"], 2: ["s01", "s04", "s05"], 3: ["s01", "s04", "s05"]}
+    _, handler, trainer = _setup(
+        select_first=True,
+        split="flagged",
+        flags=lambda e: flags[e.state.epoch],
+        max_epochs=4,
+        restart_teacher=restart,
+    )
+    handler.schedule = type(handler.schedule).checked("test", epochs=[1, 2, 3])
     handler.attach(trainer)
     after: dict[int, tuple[int, bool]] = {}
 
@@ -226,10 +240,14 @@ def test_lcm_teacher_restarts_from_the_network_when_held_out_samples_are_release
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, check)  # after the handler's cleansing
     trainer.run()
-    steps_per_epoch = 2
-    assert after[1] == (steps_per_epoch, False)  # epoch 1: called noisy, held out; the teacher keeps averaging
-    assert after[2] == (1, True)  # epoch 2: released, the teacher restarts from the network
-    assert after[3][0] == 1 + steps_per_epoch and not after[3][1]
+    n = 2  # steps per epoch
+    if not restart:
+        assert [after[e] for e in (1, 2, 3, 4)] == [(n, False), (2 * n, False), (3 * n, False), (4 * n, False)]
+        return
+    assert after[1] == (n, False)  # epoch 1: s01, s04 called noisy and held out; the teacher keeps averaging
+    assert after[2] == (1, True)  # epoch 2: s01, s04 released, the teacher restarts; s05 newly held out
+    assert after[3] == (1, True)  # epoch 3: s05 (a second, smaller release) restarts it again
+    assert after[4] == (1 + n, False)  # nothing released: the average goes on
 
 
 @pytest.mark.parametrize("write_labels", ["end", "split"])
@@ -256,7 +274,7 @@ def test_lcm_end_write_removes_files_of_samples_no_longer_noisy(tmp_path):
     trainer.run()
     assert sorted(r["id"] for r in read_refurbish_manifest(tmp_path)) == ["s01"]
     assert not (tmp_path / "refurbished" / "s04.nii.gz").exists()
-    # a resumed run that writes at the end removes a stale file the same way
+    # a new run into the same output_dir removes the files an earlier run left there (found via the manifest)
     _, again, trainer2 = _setup(tmp_path, flags=lambda e: ["s04"], write_labels="end", max_epochs=1)
     again.attach(trainer2)
     trainer2.run()

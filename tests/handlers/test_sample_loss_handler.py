@@ -186,6 +186,12 @@ def test_source_train_bad_input():
         SampleLossHandler(None, loss_fn=ce_per_sample, source="train", reference_loader=[{}])
     with pytest.raises(ValueError, match="'probe_loader' parameter of SampleLossHandler"):
         SampleLossHandler(None, loss_fn=ce_per_sample)
+    # a MONAI trainer whose custom iteration never fires FORWARD_COMPLETED: named at the first scored epoch
+    samples = make_samples(4)
+    trainer = make_trainer(make_net(), make_loader(samples, 2), max_epochs=1, iteration_update=lambda e, b: {})
+    SampleLossHandler(None, loss_fn=ce_per_sample, source="train").attach(trainer)
+    with pytest.raises(ValueError, match="'source' parameter of SampleLossHandler.*no training-step loss"):
+        trainer.run()
     plain = Engine(lambda e, b: None)
     plain.state.network = make_net()  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="'source' parameter of SampleLossHandler.*SupervisedTrainer"):
