@@ -5,7 +5,7 @@ multi-GPU bundle config), each with a time budget, and prints one table of measu
 pass / FAIL, which it also writes as JSON. A part whose budget no longer fits in what is left of ``--budget``
 is skipped and the table says so. The parts reuse the measuring code of the other scripts in ``benchmarks/``.
 
-Run on a GPU machine (the part budgets add up to 510 s, within 9 minutes; ``--budget`` caps it, default 540 s)::
+Run on a GPU machine (the part budgets add up to 560 s, within 10 minutes; ``--budget`` caps it, default 580 s)::
 
     python benchmarks/gpu_suite.py --json gpu_suite.json
     bash scripts/gpu_suite.sh                                  # the same, after installing --wheels if given
@@ -227,6 +227,60 @@ def handlers_part(ctx: Context) -> list[Row]:
     ]
 
 
+@part("self_cleansing", "self-cleansing epoch vs a plain epoch (no eval pass)", budget_s=50, smoke_budget_s=25)
+def self_cleansing_part(ctx: Context) -> list[Row]:
+    bsc = _bench("bench_self_cleansing")
+    # full: 256x256, 256 images (half LV-biased), batch 32, split every 2nd epoch from epoch 3, 8 epochs, 2 repeats
+    size, num, batch, epochs, repeats = (32, 8, 4, 4, 1) if ctx.smoke else (256, 256, 32, 8, 2)
+    args = argparse.Namespace(
+        size=size,
+        num_train=num,
+        batch_size=batch,
+        epochs=epochs,
+        warmup=1 if ctx.smoke else 2,
+        every=2,
+        loss_every=2,
+        device=str(ctx.device),
+        clock="wall",
+    )
+    samples = bsc.make_data(args)
+    names = ("plain", "lcm, train losses", "plain + loss pass", "lcm, loss pass")
+    times: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(repeats):  # interleaved, so a slow phase of the device hits every run
+        for name in names:
+            times[name].append(bsc.run(name, samples, args, str(ctx.work / "self_cleansing")))
+
+    def med(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in times[name])
+
+    lcm = times["lcm, train losses"][0]
+    setting = f"{size}x{size}, batch {batch}, {num} samples, fp32"
+    return [
+        ctx.info(f"plain epoch ({setting})", med("plain", "epoch"), "s"),
+        ctx.check(
+            "self-cleansing epoch (GMM on the training losses) / plain epoch",
+            med("lcm, train losses", "epoch") / med("plain", "epoch"),
+            "x",
+            "<=",
+            1.15,
+        ),
+        ctx.info(
+            "self-cleansing epoch with the eval loss pass / plain epoch with it",
+            med("lcm, loss pass", "epoch") / med("plain + loss pass", "epoch"),
+            "x",
+        ),
+        ctx.check(
+            "self-cleansing state per noisy sample",
+            float(lcm["state"] or 0),
+            "B",
+            "<=",
+            256,
+            device_bound=False,
+            note=f"{lcm['affected']} noisy; a uint8 soft target: {4 * size * size} B",
+        ),
+    ]
+
+
 SMOKE_BUNDLE = {
     "image_size": [32, 32],
     "num_synthetic": 24,
@@ -426,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="every part at tiny sizes on the CPU")
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --smoke)")
     parser.add_argument("--parts", nargs="+", default=None, help=f"a subset of: {', '.join(PARTS)}")
-    parser.add_argument("--budget", type=float, default=None, help="seconds for all parts (default 540; smoke 170)")
+    parser.add_argument("--budget", type=float, default=None, help="seconds for all parts (default 580; smoke 210)")
     parser.add_argument("--json", default=None, help="where to write the results (default gpu_suite[_smoke].json)")
     parser.add_argument("--work-dir", default=None, help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--wheels", default=None, help="install the pure-Python dependencies from this wheel folder")
@@ -441,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in PARTS]
     if unknown:
         parser.error(f"The '--parts' parameter of gpu_suite must name parts of {list(PARTS)}. Got {unknown} instead.")
-    budget = args.budget if args.budget is not None else (170.0 if args.smoke else 540.0)
+    budget = args.budget if args.budget is not None else (210.0 if args.smoke else 580.0)
     if budget <= 0:
         parser.error(f"The '--budget' parameter of gpu_suite must be a number > 0. Got {budget} instead.")
     if args.wheels:

@@ -283,8 +283,9 @@ def _plot(summary: list[dict[str, Any]], path: Path) -> None:
 
     cells = list(dict.fromkeys((s["kind"] if s["rate"] > 0 else "none", s["rate"]) for s in summary))
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(cells) + 4), 4), squeeze=False)
-    width = 0.8 / len(METHODS)
-    for m, method in enumerate(METHODS):
+    methods = [m for m in METHODS if any(s["method"] == m for s in summary)]  # only those run
+    width = 0.8 / len(methods)
+    for m, method in enumerate(methods):
         means, stds, recs, rstd = [], [], [], []
         for kind, rate in cells:
             s = next(
@@ -300,7 +301,7 @@ def _plot(summary: list[dict[str, Any]], path: Path) -> None:
             ok = s is not None and s["recovered"] is not None
             recs.append(s["recovered"] if ok else np.nan)  # type: ignore[index]
             rstd.append(s["recovered_std"] or 0.0 if ok else 0.0)  # type: ignore[index]
-        x = np.arange(len(cells)) + (m - (len(METHODS) - 1) / 2) * width
+        x = np.arange(len(cells)) + (m - (len(methods) - 1) / 2) * width
         axes[0, 0].bar(x, means, width, yerr=stds, label=method)
         axes[0, 1].bar(x, recs, width, yerr=rstd, label=method)
     labels = [f"{k}\n{r:g}" for k, r in cells]

@@ -74,6 +74,7 @@ def lcm_soft_target(
     clean_prob: Any,
     *,
     temperature: float = 0.5,
+    validate_args: bool = True,
 ) -> Any:
     """Soft targets ``sharpen(w * onehot(given) + (1 - w) * mean prediction, T)`` of the self-cleansing LCM.
 
@@ -86,6 +87,10 @@ def lcm_soft_target(
             in [0, 1].
             ``w = 1`` returns the given label, ``w = 0`` the sharpened prediction.
         temperature: ``T > 0`` (default 0.5).
+        validate_args: check the values (finite predictions and ``clean_prob``, probabilities in [0, 1], class
+            indices in range); ``False`` skips the passes over the data that this takes, for a training loop
+            whose inputs are known valid (a softmax output, the labels the loss also checks). Shapes are
+            always checked.
 
     Returns:
         ``(B, C, *spatial)`` soft targets (each voxel sums to 1 for ``C > 1``), of the type, device and
@@ -114,10 +119,14 @@ def lcm_soft_target(
         if tuple(p.shape) != shape:
             raise param_error(owner, "predictions", f"arrays of one shape {shape}", Shape(p.shape))
     dtype = ps[0].dtype if ps[0].is_floating_point() else torch.float32
-    mean = torch.stack([p.to(device=ps[0].device, dtype=dtype) for p in ps]).mean(0)
-    if not bool(torch.isfinite(mean).all()):
-        raise param_error(owner, "predictions", "finite probabilities", "NaN or inf values")
-    check_prob_range(owner, "predictions", mean)
+    if len(ps) == 1:
+        mean = ps[0].to(dtype)
+    else:
+        mean = torch.stack([p.to(device=ps[0].device, dtype=dtype) for p in ps]).mean(0)
+    if validate_args:
+        if not bool(torch.isfinite(mean).all()):
+            raise param_error(owner, "predictions", "finite probabilities", "NaN or inf values")
+        check_prob_range(owner, "predictions", mean)
     batch, channels, spatial = shape[0], shape[1], shape[2:]
     binary = channels == 1
     if binary:
@@ -126,7 +135,7 @@ def lcm_soft_target(
 
     g = as_tensor_input(owner, "given", given).to(device=mean.device)
     if tuple(g.shape) == (batch, 1, *spatial) and not binary:
-        if g.numel() and (float(g.min()) < 0 or float(g.max()) > num_classes - 1):
+        if validate_args and g.numel() and (float(g.min()) < 0 or float(g.max()) > num_classes - 1):
             raise param_error(
                 owner,
                 "given",
@@ -142,9 +151,10 @@ def lcm_soft_target(
         raise param_error(
             owner, "given", f"a (B, 1, *spatial) index map or (B, C, *spatial) label matching {shape}", Shape(g.shape)
         )
-    check_prob_range(owner, "given", target)
+    if validate_args:
+        check_prob_range(owner, "given", target)
 
-    w = _clean_weights(clean_prob, batch, mean)
+    w = _clean_weights(clean_prob, batch, mean)  # a few numbers: always checked
     mixed = w * target + (1 - w) * mean
     out = torch.softmax(torch.log(mixed.clamp_min(0.0)) / temperature, dim=1)
     if binary:

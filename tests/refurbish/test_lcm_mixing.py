@@ -141,3 +141,20 @@ def test_sigmoid_rampup():
         sigmoid_rampup(1, -2)
     with pytest.raises(ValueError, match=r"'current' .* Got nan instead"):
         sigmoid_rampup(float("nan"), 5)
+
+
+def test_lcm_soft_target_without_value_checks_gives_the_same_targets():
+    """validate_args=False (the training loop's path) skips only the value checks: same targets for valid input,
+    and bad values then pass unchecked where the checked call names them."""
+    g = torch.Generator().manual_seed(0)
+    given = torch.randint(0, 4, (3, 1, 8, 8), generator=g)
+    probs = torch.softmax(torch.randn(3, 4, 8, 8, generator=g), dim=1)
+    w = [0.0, 0.3, 1.0]
+    checked = lcm_soft_target(given, probs, w, temperature=0.5)
+    fast = lcm_soft_target(given, probs, w, temperature=0.5, validate_args=False)
+    assert torch.equal(checked, fast)
+    with pytest.raises(ValueError, match="'predictions' parameter of lcm_soft_target"):
+        lcm_soft_target(given, probs * 2, w)
+    lcm_soft_target(given, probs * 2, w, validate_args=False)  # not checked
+    with pytest.raises(ValueError, match="'clean_prob' parameter of lcm_soft_target"):
+        lcm_soft_target(given, probs, [0.0, 0.3, 2.0], validate_args=False)  # a few numbers: always checked
