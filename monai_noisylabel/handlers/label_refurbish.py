@@ -563,20 +563,20 @@ class LabelRefurbishHandler:
             f"{len(removed)} re-scored clean, {len(self.noisy)} {'on LCM targets' if self.mode == 'lcm' else 'down-weighted'}"
         )
         if self.mode == "lcm" and self.output_dir is not None and self.write_labels == "split":
-            self._write_lcm_labels(engine, removed)
+            self._write_lcm_labels(engine)
         else:
             self._publish(engine)
 
-    def _write_lcm_labels(self, engine: Engine, removed: Sequence[str] = ()) -> None:
+    def _write_lcm_labels(self, engine: Engine) -> None:
         """``lcm``: one eval pass over the noisy samples, their LCM targets' hard labels to ``refurbished/``
-        (files of samples no longer noisy removed), then the ``refurbished_label`` column."""
+        (files of samples no longer noisy, found in the manifest, removed), then the ``refurbished_label`` column."""
         records = self._run_pass(engine, set(self.noisy), set(self.noisy)) if self.noisy else []
         for r in records:
             self.noisy[r["id"]].update(fraction_changed=r["fraction_changed"], label_path=r["label_path"])
         if C.is_main_process():
             assert self.output_dir is not None
             written = {str(r["id"]) for r in read_refurbish_manifest(self.output_dir)}
-            stale = sorted((set(removed) | written) - set(self.noisy))
+            stale = sorted(written - set(self.noisy))  # every written file has its manifest row
             for i in stale:
                 self._paths.pop(i, None)
             self._write(records, stale)
